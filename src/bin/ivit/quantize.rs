@@ -1,0 +1,86 @@
+//! `ivit quantize`: calibrate the float model on a few images and write an `.ivit` file.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use ivit::model::calibrate::Calibration;
+use ivit::model::quantize::{quantize, QuantizeOptions};
+use ivit::quant::observer::Observer;
+
+use crate::dataset;
+use crate::models;
+
+/// Most calibration images allowed: calibration images are never evaluation images, and
+/// a small set keeps them apart from the evaluation photos.
+const MAX_CALIBRATION_IMAGES: usize = 32;
+
+#[derive(Args)]
+pub struct QuantizeArgs {
+    /// Float model (timm ViT/DeiT safetensors).
+    #[arg(long, default_value_os_t = crate::default_model_path())]
+    model: PathBuf,
+    /// Folder of calibration images (labels are not needed).
+    #[arg(long)]
+    calib: PathBuf,
+    /// Number of calibration images, taken evenly spaced from the sorted folder (at most 32).
+    #[arg(long, default_value_t = 32)]
+    calib_count: usize,
+    /// Observer of int8 activations: minmax, mse or percentile:P.
+    #[arg(long, default_value = "mse")]
+    observer: Observer,
+    /// Observer of int16 activations (residual stream, GELU input): minmax, mse or percentile:P.
+    #[arg(long, default_value = "minmax")]
+    wide_observer: Observer,
+    /// Output file.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+pub fn run(args: QuantizeArgs) -> Result<ExitCode> {
+    if args.calib_count == 0 || args.calib_count > MAX_CALIBRATION_IMAGES {
+        bail!("--calib-count {} is outside 1..={MAX_CALIBRATION_IMAGES}", args.calib_count);
+    }
+    let (model, preprocess) = models::load_float(&args.model)?;
+
+    let images = dataset::list_images(&args.calib)?;
+    let chosen = dataset::evenly_spaced(&images, args.calib_count);
+    if chosen.is_empty() {
+        bail!("no images found in {}", args.calib.display());
+    }
+
+    let progress = dataset::progress_bar(chosen.len() as u64, "calibrating");
+    let mut calibration = Calibration::default();
+    let mut names = Vec::new();
+    for path in &chosen {
+        progress.inc(1);
+        match dataset::preprocess_file(path, &preprocess) {
+            Ok(prepared) => {
+                calibration.observe(&model, &prepared.tensor);
+                names.push(dataset::file_name(path).to_string());
+            }
+            Err(reason) => log::warn!("skipping calibration image {}: {reason}", path.display()),
+        }
+    }
+    progress.finish_and_clear();
+    if calibration.images() == 0 {
+        bail!("none of the {} calibration images could be read", chosen.len());
+    }
+
+    let options = QuantizeOptions { observer: args.observer, wide_observer: args.wide_observer };
+    let mut int_model = quantize(&model, &preprocess, &calibration, options).context("quantization failed")?;
+    int_model.calibration_images = names;
+
+    let bytes = ivit::model::format::encode(&int_model);
+    std::fs::write(&args.out, &bytes).with_context(|| format!("cannot write {}", args.out.display()))?;
+    eprintln!(
+        "wrote {} ({:.1} MB, {} calibration images, int8 observer {}, int16 observer {})",
+        args.out.display(),
+        bytes.len() as f64 / 1e6,
+        calibration.images(),
+        args.observer,
+        args.wide_observer
+    );
+    Ok(ExitCode::SUCCESS)
+}

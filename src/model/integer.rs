@@ -1,0 +1,521 @@
+//! The integer-only ViT: from the u8 pixels of the crop to int32 logits with integer
+//! arithmetic and shifts only.
+//!
+//! Widths: GEMM inputs int8 (pixels, LayerNorm outputs, q, k, v, context, GELU output);
+//! residual stream int16; attention probabilities unsigned 15-bit (scale 2^-15); GEMM
+//! accumulators and logits int32. The input normalization `(p / 255 - mean) / std` is
+//! folded into the patch embedding, whose input is the pixel minus 128 as int8, so the
+//! graph starts from the u8 pixels and no input quantization step exists.
+//!
+//! The forward pass is generic over [`NonLinearOps`] (the integer approximations, or a
+//! diagnostic that swaps one of them for its float version) and over [`IntTraceSink`]
+//! (nothing, or a recorder of dequantized activations). The product instantiation,
+//! [`IntVit::forward`], uses [`IntegerOps`] and [`NoTrace`]: integers only.
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::config::{PreprocessConfig, VitConfig};
+use crate::kernels::int_gemm::{
+    attention_scores_i8_i32, attention_values_u16_i8_i32, gemm_i8_i8_i32, gemm_i8_i8_requant_i16,
+    gemm_i8_i8_requant_i8, KernelError, MatrixView, MatrixViewMut,
+};
+use crate::kernels::int_elementwise::residual_add_i16_i32_per_channel_i16;
+use crate::kernels::int_layernorm::{layernorm_i16_i8, LayerNormParams};
+use crate::kernels::shiftgelu::ShiftGeluParams;
+use crate::kernels::shiftmax::ShiftmaxParams;
+use crate::profile::{LayerTimer, OpKind, Untimed};
+use crate::quant::dyadic::Dyadic;
+
+/// Output rows of a GEMM computed by one parallel task.
+const GEMM_ROW_BLOCK: usize = 16;
+
+/// An int8 linear layer with per-output-channel requantization.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct QLinear {
+    /// `[out_features, in_features]`, one scale per output channel.
+    pub weight: Vec<i8>,
+    /// `[out_features]` at the accumulator scale `S_in * S_w[c]`.
+    pub bias: Vec<i32>,
+    /// `[out_features]`: accumulator scale -> output scale.
+    pub requant: Vec<Dyadic>,
+    pub in_features: usize,
+    pub out_features: usize,
+}
+
+/// One transformer block of the integer model.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IntBlock {
+    pub norm1: LayerNormParams,
+    /// Requantizes to int8 q, k and v, each with its own per-tensor scale.
+    pub qkv: QLinear,
+    pub shiftmax: ShiftmaxParams,
+    /// `[embed_dim]`: probabilities x V accumulator of channel c (scale `2^-15 * S_v[c]`)
+    /// -> context int8 channel c.
+    pub context: Vec<Dyadic>,
+    /// Requantizes to the int16 scale of the residual stream after the attention branch.
+    pub proj: QLinear,
+    /// Residual stream before the block -> scale after the attention branch.
+    pub skip1: Dyadic,
+    pub norm2: LayerNormParams,
+    /// Requantizes to the int16 input of ShiftGELU.
+    pub fc1: QLinear,
+    pub gelu: ShiftGeluParams,
+    /// `[mlp_dim]`: ShiftGELU output -> int8 input of fc2, per channel.
+    pub gelu_out: Vec<Dyadic>,
+    /// Requantizes to the int16 scale of the residual stream after the MLP branch.
+    pub fc2: QLinear,
+    /// Residual stream after the attention branch -> scale after the MLP branch.
+    pub skip2: Dyadic,
+}
+
+/// The integer-only ViT classifier, as stored in an `.ivit` file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IntVit {
+    pub config: VitConfig,
+    pub preprocess: PreprocessConfig,
+    /// Patch embedding with the input normalization folded in; input is the pixel
+    /// minus 128, output the int16 residual stream.
+    pub patch_embed: QLinear,
+    /// `[num_tokens, embed_dim]` int16 at the residual scale of the patch embedding;
+    /// row 0 holds the class token plus its position embedding.
+    pub pos_embed: Vec<i16>,
+    pub blocks: Vec<IntBlock>,
+    pub norm: LayerNormParams,
+    /// Requantizes per class to the common int32 logit scale.
+    pub head: QLinear,
+    /// Scale of every activation by layer path, to dequantize traces and logits for
+    /// display and comparison. Never read by the integer forward pass.
+    pub scales: Vec<(String, Vec<f32>)>,
+    /// How the model was calibrated, for display.
+    pub calibration: String,
+    /// File names of the calibration images, which evaluations leave out.
+    pub calibration_images: Vec<String>,
+}
+
+/// The non-linear operations of the integer forward pass.
+pub trait NonLinearOps: Sync {
+    /// Softmax of each row of int32 scores into 15-bit probabilities.
+    fn softmax(&self, block: usize, params: &ShiftmaxParams, scores: &[i32], row_len: usize, out: &mut [u16]) -> Result<(), KernelError>;
+    /// GELU of int16 values into int32 values at the ShiftGELU output scale.
+    fn gelu(&self, block: usize, params: &ShiftGeluParams, x: &[i16], out: &mut [i32]) -> Result<(), KernelError>;
+    /// LayerNorm of each int16 row into int8.
+    fn layer_norm(&self, layer: &str, norm: &LayerNormParams, x: &[i16], out: &mut [i8]) -> Result<(), KernelError>;
+}
+
+/// The product's non-linear operations: Shiftmax, ShiftGELU and I-LayerNorm.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct IntegerOps;
+
+impl NonLinearOps for IntegerOps {
+    fn softmax(&self, _: usize, params: &ShiftmaxParams, scores: &[i32], row_len: usize, out: &mut [u16]) -> Result<(), KernelError> {
+        crate::kernels::shiftmax::shiftmax_i32_u16(scores, row_len, params, out)
+    }
+
+    fn gelu(&self, _: usize, params: &ShiftGeluParams, x: &[i16], out: &mut [i32]) -> Result<(), KernelError> {
+        crate::kernels::shiftgelu::shiftgelu_i16_i32(x, params, out)
+    }
+
+    fn layer_norm(&self, _: &str, norm: &LayerNormParams, x: &[i16], out: &mut [i8]) -> Result<(), KernelError> {
+        layernorm_i16_i8(x, norm, out)
+    }
+}
+
+/// Receives activations of the integer forward pass.
+pub trait IntTraceSink {
+    /// Whether the sink keeps anything; activations that exist only for tracing are
+    /// computed only when it does.
+    fn enabled(&self) -> bool;
+    fn record_i8(&mut self, layer: &dyn Fn() -> String, values: &[i8]);
+    fn record_i16(&mut self, layer: &dyn Fn() -> String, values: &[i16]);
+    fn record_i32(&mut self, layer: &dyn Fn() -> String, values: &[i32]);
+}
+
+/// Records nothing.
+pub struct NoTrace;
+
+impl IntTraceSink for NoTrace {
+    fn enabled(&self) -> bool {
+        false
+    }
+    fn record_i8(&mut self, _: &dyn Fn() -> String, _: &[i8]) {}
+    fn record_i16(&mut self, _: &dyn Fn() -> String, _: &[i16]) {}
+    fn record_i32(&mut self, _: &dyn Fn() -> String, _: &[i32]) {}
+}
+
+impl IntVit {
+    /// Classifies one centre crop `[size, size, 3]` of u8 RGB pixels; returns int32
+    /// logits `[num_classes]` at the logit scale.
+    pub fn forward(&self, crop: &[u8], timer: &mut impl LayerTimer) -> Result<Vec<i32>, KernelError> {
+        self.forward_with(crop, &IntegerOps, timer, &mut NoTrace)
+    }
+
+    /// [`IntVit::forward`] without timing: the instantiation that runs on integers only.
+    pub fn forward_untimed(&self, crop: &[u8]) -> Result<Vec<i32>, KernelError> {
+        self.forward_with(crop, &IntegerOps, &mut Untimed, &mut NoTrace)
+    }
+
+    /// The forward pass with a choice of non-linear operations and an activation sink.
+    pub fn forward_with<O: NonLinearOps, P: LayerTimer, T: IntTraceSink>(
+        &self,
+        crop: &[u8],
+        ops: &O,
+        profiler: &mut P,
+        trace: &mut T,
+    ) -> Result<Vec<i32>, KernelError> {
+        let c = &self.config;
+        let expected = c.image_size * c.image_size * 3;
+        if crop.len() != expected {
+            return Err(KernelError::LengthMismatch { name: "input crop", len: crop.len(), expected });
+        }
+
+        let patches = profiler.time(|| "patch_embed".into(), OpKind::PatchEmbed, || self.embed_patches(crop))?;
+        trace.record_i16(&|| "patch_embed".into(), &patches);
+
+        let mut x = profiler.time(|| "pos_embed".into(), OpKind::PosEmbed, || self.add_position(&patches));
+        trace.record_i16(&|| "pos_embed".into(), &x);
+
+        for (i, block) in self.blocks.iter().enumerate() {
+            x = block.forward(x, i, c, ops, profiler, trace)?;
+        }
+
+        let d = c.embed_dim;
+        let mut cls = vec![0i8; d];
+        profiler.time(|| "norm".into(), OpKind::LayerNorm, || ops.layer_norm("norm", &self.norm, &x[..d], &mut cls))?;
+        trace.record_i8(&|| "norm".into(), &cls);
+
+        let mut logits = vec![0i32; c.num_classes];
+        profiler.time(|| "head".into(), OpKind::Head, || linear_requant_i32(&self.head, &cls, &mut logits))?;
+        trace.record_i32(&|| "head".into(), &logits);
+        Ok(logits)
+    }
+
+    /// `crop`: `[size, size, 3]` u8 -> patch embeddings `[grid * grid, D]` int16.
+    fn embed_patches(&self, crop: &[u8]) -> Result<Vec<i16>, KernelError> {
+        let c = &self.config;
+        let size = c.image_size;
+        let centered: Vec<i8> = hwc_to_chw_centered(crop, size);
+        let patches = super::float::im2col(&centered, c.grid(), c.patch_size);
+
+        let mut out = vec![0i16; c.grid() * c.grid() * c.embed_dim];
+        linear_requant_i16(&self.patch_embed, &patches, &mut out)?;
+        Ok(out)
+    }
+
+    /// Prepends the class token and adds the position embedding, saturating to int16.
+    fn add_position(&self, patches: &[i16]) -> Vec<i16> {
+        let d = self.config.embed_dim;
+        let mut x = Vec::with_capacity(self.pos_embed.len());
+        x.extend_from_slice(&self.pos_embed[..d]);
+        x.extend(patches.iter().zip(&self.pos_embed[d..]).map(|(&p, &e)| p.saturating_add(e)));
+        x
+    }
+
+    /// Checks every tensor length against the architecture.
+    pub fn validate(&self) -> Result<(), String> {
+        let c = &self.config;
+        let (d, m, t) = (c.embed_dim, c.mlp_dim, c.num_tokens);
+        if c.num_heads == 0 || d % c.num_heads != 0 || c.patch_size == 0 || c.grid() * c.grid() + 1 != t {
+            return Err(format!("inconsistent architecture {c:?}"));
+        }
+
+        self.patch_embed.validate("patch_embed", c.patch_dim(), d)?;
+        check_len("pos_embed", self.pos_embed.len(), t * d)?;
+        check_len("blocks", self.blocks.len(), c.depth)?;
+        for (i, block) in self.blocks.iter().enumerate() {
+            let p = |s: &str| format!("blocks.{i}.{s}");
+            block.qkv.validate(&p("attn.qkv"), d, 3 * d)?;
+            block.proj.validate(&p("attn.proj"), d, d)?;
+            block.fc1.validate(&p("mlp.fc1"), d, m)?;
+            block.fc2.validate(&p("mlp.fc2"), m, d)?;
+            check_norm(&p("norm1"), &block.norm1, d)?;
+            check_norm(&p("norm2"), &block.norm2, d)?;
+            block.shiftmax.validate().map_err(|e| format!("{}: {e}", p("attn.softmax")))?;
+            block.gelu.validate().map_err(|e| format!("{}: {e}", p("mlp.act")))?;
+            check_len(&p("attn.context.requant"), block.context.len(), d)?;
+            check_len(&p("mlp.act.requant"), block.gelu_out.len(), m)?;
+        }
+        check_norm("norm", &self.norm, d)?;
+        self.head.validate("head", d, c.num_classes)
+    }
+
+    /// The scale of a traced activation, if the model stores one.
+    pub fn scales_of(&self, layer: &str) -> Option<&[f32]> {
+        self.scales.iter().find(|(name, _)| name == layer).map(|(_, scales)| scales.as_slice())
+    }
+}
+
+impl QLinear {
+    fn validate(&self, layer: &str, in_features: usize, out_features: usize) -> Result<(), String> {
+        if self.in_features != in_features || self.out_features != out_features {
+            return Err(format!(
+                "{layer} is [{}, {}], expected [{out_features}, {in_features}]",
+                self.out_features, self.in_features
+            ));
+        }
+        check_len(&format!("{layer}.weight"), self.weight.len(), in_features * out_features)?;
+        check_len(&format!("{layer}.bias"), self.bias.len(), out_features)?;
+        check_len(&format!("{layer}.requant"), self.requant.len(), out_features)
+    }
+}
+
+fn check_norm(layer: &str, norm: &LayerNormParams, channels: usize) -> Result<(), String> {
+    norm.validate().map_err(|err| format!("{layer}: {err}"))?;
+    check_len(&format!("{layer}.gamma"), norm.channels(), channels)
+}
+
+fn check_len(name: &str, len: usize, expected: usize) -> Result<(), String> {
+    if len != expected {
+        return Err(format!("{name} has {len} elements, expected {expected}"));
+    }
+    Ok(())
+}
+
+/// Converts `[size, size, 3]` u8 pixels into `[3, size, size]` int8 values `p - 128`.
+fn hwc_to_chw_centered(crop: &[u8], size: usize) -> Vec<i8> {
+    let plane = size * size;
+    let mut out = vec![0i8; 3 * plane];
+    for (i, pixel) in crop.chunks_exact(3).enumerate() {
+        for ch in 0..3 {
+            out[ch * plane + i] = (i16::from(pixel[ch]) - 128) as i8;
+        }
+    }
+    out
+}
+
+impl IntBlock {
+    /// `x`: int16 residual stream `[tokens, D]`, consumed and returned updated.
+    fn forward<O: NonLinearOps, P: LayerTimer, T: IntTraceSink>(
+        &self,
+        x: Vec<i16>,
+        index: usize,
+        config: &VitConfig,
+        ops: &O,
+        profiler: &mut P,
+        trace: &mut T,
+    ) -> Result<Vec<i16>, KernelError> {
+        let name = |suffix: &str| format!("blocks.{index}.{suffix}");
+        let (d, tokens) = (config.embed_dim, config.num_tokens);
+
+        let mut h = vec![0i8; tokens * d];
+        profiler.time(|| name("norm1"), OpKind::LayerNorm, || ops.layer_norm(&name("norm1"), &self.norm1, &x, &mut h))?;
+        trace.record_i8(&|| name("norm1"), &h);
+
+        let context = self.attention(&h, index, config, ops, profiler, trace)?;
+
+        let mut acc = vec![0i32; tokens * d];
+        profiler.time(|| name("attn.proj"), OpKind::Linear, || linear_acc_i32(&self.proj, &context, &mut acc))?;
+        trace_branch(trace, &|| name("attn.proj"), &acc, &self.proj.requant);
+        let x = profiler.time(|| name("residual1"), OpKind::Add, || residual_add(&x, self.skip1, &acc, &self.proj.requant))?;
+        trace.record_i16(&|| name("residual1"), &x);
+
+        let mut h = vec![0i8; tokens * d];
+        profiler.time(|| name("norm2"), OpKind::LayerNorm, || ops.layer_norm(&name("norm2"), &self.norm2, &x, &mut h))?;
+        trace.record_i8(&|| name("norm2"), &h);
+
+        let acc = self.mlp(&h, index, config, ops, profiler, trace)?;
+        let x = profiler.time(|| name("residual2"), OpKind::Add, || residual_add(&x, self.skip2, &acc, &self.fc2.requant))?;
+        trace.record_i16(&|| name("residual2"), &x);
+        Ok(x)
+    }
+
+    /// `h`: int8 `[tokens, D]` -> context int8 `[tokens, D]`.
+    fn attention<O: NonLinearOps, P: LayerTimer, T: IntTraceSink>(
+        &self,
+        h: &[i8],
+        index: usize,
+        config: &VitConfig,
+        ops: &O,
+        profiler: &mut P,
+        trace: &mut T,
+    ) -> Result<Vec<i8>, KernelError> {
+        let name = |suffix: &str| format!("blocks.{index}.attn.{suffix}");
+        let (d, tokens, heads, head_dim) = (config.embed_dim, config.num_tokens, config.num_heads, config.head_dim());
+
+        let mut qkv = vec![0i8; tokens * 3 * d];
+        profiler.time(|| name("qkv"), OpKind::Linear, || linear_requant_i8(&self.qkv, h, &mut qkv))?;
+        trace.record_i8(&|| name("qkv"), &qkv);
+
+        let head_view = |part: usize, head: usize| {
+            MatrixView::new(&qkv[part * d + head * head_dim..], tokens, head_dim, 3 * d)
+        };
+
+        let scores = profiler.time(|| name("scores"), OpKind::MatMul, || {
+            (0..heads)
+                .into_par_iter()
+                .map(|head| {
+                    let mut out = vec![0i32; tokens * tokens];
+                    let view = MatrixViewMut::contiguous(&mut out, tokens, tokens)?;
+                    attention_scores_i8_i32(head_view(0, head)?, head_view(1, head)?, view)?;
+                    Ok(out)
+                })
+                .collect::<Result<Vec<_>, KernelError>>()
+        })?;
+        trace.record_i32(&|| name("scores"), &scores.concat());
+
+        let probabilities = profiler.time(|| name("softmax"), OpKind::Softmax, || {
+            scores
+                .par_iter()
+                .map(|s| {
+                    let mut p = vec![0u16; s.len()];
+                    ops.softmax(index, &self.shiftmax, s, tokens, &mut p)?;
+                    Ok(p)
+                })
+                .collect::<Result<Vec<_>, KernelError>>()
+        })?;
+
+        let context = profiler.time(|| name("context"), OpKind::MatMul, || {
+            let per_head = probabilities
+                .par_iter()
+                .enumerate()
+                .map(|(head, p)| {
+                    let mut acc = vec![0i32; tokens * head_dim];
+                    let p_view = MatrixView::contiguous(p, tokens, tokens)?;
+                    let acc_view = MatrixViewMut::contiguous(&mut acc, tokens, head_dim)?;
+                    attention_values_u16_i8_i32(p_view, head_view(2, head)?, acc_view)?;
+                    let requant = &self.context[head * head_dim..(head + 1) * head_dim];
+                    Ok(requantize_columns_i8(&acc, requant))
+                })
+                .collect::<Result<Vec<_>, KernelError>>()?;
+            Ok::<_, KernelError>(merge_heads(&per_head, tokens, head_dim))
+        })?;
+        trace.record_i8(&|| name("context"), &context);
+        Ok(context)
+    }
+
+    /// `h`: int8 `[tokens, D]` -> fc2 accumulators `[tokens, D]` (requantized to the
+    /// residual scale by the residual add).
+    fn mlp<O: NonLinearOps, P: LayerTimer, T: IntTraceSink>(
+        &self,
+        h: &[i8],
+        index: usize,
+        config: &VitConfig,
+        ops: &O,
+        profiler: &mut P,
+        trace: &mut T,
+    ) -> Result<Vec<i32>, KernelError> {
+        let name = |suffix: &str| format!("blocks.{index}.mlp.{suffix}");
+        let (d, tokens, m) = (config.embed_dim, config.num_tokens, config.mlp_dim);
+
+        let mut hidden = vec![0i16; tokens * m];
+        profiler.time(|| name("fc1"), OpKind::Linear, || linear_requant_i16(&self.fc1, h, &mut hidden))?;
+        trace.record_i16(&|| name("fc1"), &hidden);
+
+        let activated = profiler.time(|| name("act"), OpKind::Gelu, || {
+            let mut gelu = vec![0i32; tokens * m];
+            ops.gelu(index, &self.gelu, &hidden, &mut gelu)?;
+            Ok::<_, KernelError>(requantize_columns_i8(&gelu, &self.gelu_out))
+        })?;
+        trace.record_i8(&|| name("act"), &activated);
+
+        let mut acc = vec![0i32; tokens * d];
+        profiler.time(|| name("fc2"), OpKind::Linear, || linear_acc_i32(&self.fc2, &activated, &mut acc))?;
+        trace_branch(trace, &|| name("fc2"), &acc, &self.fc2.requant);
+        Ok(acc)
+    }
+}
+
+/// Adds the requantized residual stream and the requantized accumulators of a branch,
+/// rounding once and saturating to int16.
+///
+/// - `x`: `[tokens, D]` int16; `acc`: `[tokens, D]` int32; `requant`: `[D]`
+fn residual_add(x: &[i16], skip: Dyadic, acc: &[i32], requant: &[Dyadic]) -> Result<Vec<i16>, KernelError> {
+    let mut out = vec![0i16; x.len()];
+    residual_add_i16_i32_per_channel_i16(x, skip, acc, requant, &mut out)?;
+    Ok(out)
+}
+
+/// Records a branch's accumulators requantized to the residual scale, when tracing.
+fn trace_branch<T: IntTraceSink>(trace: &mut T, layer: &dyn Fn() -> String, acc: &[i32], requant: &[Dyadic]) {
+    if trace.enabled() {
+        let branch: Vec<i16> = acc
+            .chunks_exact(requant.len())
+            .flat_map(|row| row.iter().zip(requant).map(|(&a, factor)| factor.requantize_i32_to_i16(a)))
+            .collect();
+        trace.record_i16(layer, &branch);
+    }
+}
+
+/// Requantizes `[rows, columns]` int32 values to int8 with one factor per column.
+fn requantize_columns_i8(values: &[i32], requant: &[Dyadic]) -> Vec<i8> {
+    values
+        .chunks_exact(requant.len())
+        .flat_map(|row| row.iter().zip(requant).map(|(&v, factor)| factor.requantize_i32_to_i8(v)))
+        .collect()
+}
+
+/// Interleaves per-head contexts `[heads][tokens, head_dim]` into `[tokens, heads * head_dim]`.
+fn merge_heads(per_head: &[Vec<i8>], tokens: usize, head_dim: usize) -> Vec<i8> {
+    let d = per_head.len() * head_dim;
+    let mut out = vec![0i8; tokens * d];
+    for (h, context) in per_head.iter().enumerate() {
+        for t in 0..tokens {
+            out[t * d + h * head_dim..][..head_dim].copy_from_slice(&context[t * head_dim..][..head_dim]);
+        }
+    }
+    out
+}
+
+/// Runs `kernel` on blocks of [`GEMM_ROW_BLOCK`] rows of `input` (`[rows, in]`) and
+/// `output` (`[rows, out]`) across the thread pool. Each output row depends only on its
+/// input row, so the result is the same for every number of threads.
+fn par_rows<I: Sync, O: Send>(
+    input: &[I],
+    in_len: usize,
+    output: &mut [O],
+    out_len: usize,
+    kernel: impl Fn(&[I], &mut [O]) -> Result<(), KernelError> + Sync,
+) -> Result<(), KernelError> {
+    output
+        .par_chunks_mut(GEMM_ROW_BLOCK * out_len)
+        .zip(input.par_chunks(GEMM_ROW_BLOCK * in_len))
+        .try_for_each(|(out_block, in_block)| kernel(in_block, out_block))
+}
+
+fn linear_views<'a, O>(
+    layer: &'a QLinear,
+    input: &'a [i8],
+    output: &'a mut [O],
+) -> Result<(MatrixView<'a, i8>, MatrixView<'a, i8>, MatrixViewMut<'a, O>), KernelError> {
+    let rows = input.len() / layer.in_features.max(1);
+    Ok((
+        MatrixView::contiguous(input, rows, layer.in_features)?,
+        MatrixView::contiguous(&layer.weight, layer.out_features, layer.in_features)?,
+        MatrixViewMut::contiguous(output, rows, layer.out_features)?,
+    ))
+}
+
+/// `input`: `[rows, in]` int8 -> `[rows, out]` int8.
+fn linear_requant_i8(layer: &QLinear, input: &[i8], output: &mut [i8]) -> Result<(), KernelError> {
+    par_rows(input, layer.in_features, output, layer.out_features, |a, out| {
+        let (a, w, out) = linear_views(layer, a, out)?;
+        gemm_i8_i8_requant_i8(a, w, Some(&layer.bias), &layer.requant, out)
+    })
+}
+
+/// `input`: `[rows, in]` int8 -> `[rows, out]` int16.
+fn linear_requant_i16(layer: &QLinear, input: &[i8], output: &mut [i16]) -> Result<(), KernelError> {
+    par_rows(input, layer.in_features, output, layer.out_features, |a, out| {
+        let (a, w, out) = linear_views(layer, a, out)?;
+        gemm_i8_i8_requant_i16(a, w, Some(&layer.bias), &layer.requant, out)
+    })
+}
+
+/// `input`: `[rows, in]` int8 -> `[rows, out]` int32 accumulators (bias included).
+fn linear_acc_i32(layer: &QLinear, input: &[i8], output: &mut [i32]) -> Result<(), KernelError> {
+    par_rows(input, layer.in_features, output, layer.out_features, |a, out| {
+        let (a, w, out) = linear_views(layer, a, out)?;
+        gemm_i8_i8_i32(a, w, Some(&layer.bias), out)
+    })
+}
+
+/// `input`: `[rows, in]` int8 -> `[rows, out]` int32, requantized per output channel to
+/// one common scale (the logits).
+fn linear_requant_i32(layer: &QLinear, input: &[i8], output: &mut [i32]) -> Result<(), KernelError> {
+    let (a, w, out) = linear_views(layer, input, output)?;
+    gemm_i8_i8_i32(a, w, Some(&layer.bias), out)?;
+    for (i, value) in output.iter_mut().enumerate() {
+        *value = layer.requant[i % layer.out_features].requantize_i32_to_i32(*value);
+    }
+    Ok(())
+}

@@ -1,0 +1,151 @@
+//! The integer path end to end: quantization, the `.ivit` round trip and its corruption
+//! cases, determinism across thread counts, and agreement with the float path.
+
+mod common;
+
+use common::tiny::{random_crop, tiny_model};
+use ivit::image::{normalize, Rgb8};
+use ivit::model::calibrate::Calibration;
+use ivit::model::format::{self, FormatError};
+use ivit::model::integer::IntVit;
+use ivit::model::quantize::{quantize, QuantizeOptions};
+use ivit::model::FloatVit;
+use ivit::{PathKind, PreprocessConfig, Profiler};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+fn seeded() -> (StdRng, u64) {
+    let seed: u64 = rand::random();
+    eprintln!("seed {seed}");
+    (StdRng::seed_from_u64(seed), seed)
+}
+
+fn tensor_of(crop: &[u8], size: usize, preprocess: &PreprocessConfig) -> Vec<f32> {
+    normalize(&Rgb8 { width: size, height: size, data: crop.to_vec() }, preprocess)
+}
+
+fn quantized_tiny(rng: &mut StdRng) -> (FloatVit, IntVit, PreprocessConfig) {
+    let float = tiny_model(rng);
+    let preprocess = PreprocessConfig { input_size: 32, ..PreprocessConfig::default() };
+    let mut calibration = Calibration::default();
+    for _ in 0..4 {
+        calibration.observe(&float, &tensor_of(&random_crop(rng), 32, &preprocess));
+    }
+    let int = quantize(&float, &preprocess, &calibration, QuantizeOptions::default()).expect("quantize tiny model");
+    (float, int, preprocess)
+}
+
+fn int_logits(model: &IntVit, crop: &[u8]) -> Vec<i32> {
+    model.forward(crop, &mut Profiler::disabled(PathKind::Int)).expect("integer forward")
+}
+
+fn in_pool<R: Send>(threads: usize, work: impl FnOnce() -> R + Send) -> R {
+    rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool").install(work)
+}
+
+#[test]
+fn ivit_round_trip_gives_identical_logits() {
+    let (mut rng, seed) = seeded();
+    let (_, int, _) = quantized_tiny(&mut rng);
+    let bytes = format::encode(&int);
+    let decoded = ivit::model::load_int(&bytes).expect("decode");
+
+    for _ in 0..3 {
+        let crop = random_crop(&mut rng);
+        assert_eq!(int_logits(&int, &crop), int_logits(&decoded, &crop), "seed {seed}");
+    }
+    assert_eq!(format::encode(&decoded), bytes, "seed {seed}: re-encoding changed the bytes");
+}
+
+#[test]
+fn ivit_corruptions_are_reported() {
+    let (mut rng, _) = seeded();
+    let (_, int, _) = quantized_tiny(&mut rng);
+    let bytes = format::encode(&int);
+
+    for len in [0, 7, 31, 32, bytes.len() / 2, bytes.len() - 1] {
+        let err = ivit::model::load_int(&bytes[..len]).unwrap_err();
+        assert!(matches!(err, FormatError::TooShort { .. } | FormatError::LengthMismatch { .. }), "length {len}: {err}");
+    }
+
+    let mut flipped = bytes.clone();
+    flipped[bytes.len() / 2] ^= 1;
+    assert!(matches!(ivit::model::load_int(&flipped), Err(FormatError::ChecksumMismatch { .. })));
+
+    let mut future = bytes.clone();
+    future[8] = 99;
+    assert!(matches!(ivit::model::load_int(&future), Err(FormatError::UnsupportedVersion { found: 99 })));
+}
+
+#[test]
+fn inconsistent_payload_is_rejected_before_inference() {
+    let (mut rng, _) = seeded();
+    let (_, mut int, _) = quantized_tiny(&mut rng);
+    int.blocks[1].fc2.weight.pop();
+    let err = ivit::model::load_int(&format::encode(&int)).unwrap_err();
+    assert!(err.to_string().contains("blocks.1.mlp.fc2.weight"), "{err}");
+}
+
+#[test]
+fn integer_logits_equal_across_thread_counts() {
+    let (mut rng, seed) = seeded();
+    let (_, int, _) = quantized_tiny(&mut rng);
+    for _ in 0..3 {
+        let crop = random_crop(&mut rng);
+        let one = in_pool(1, || int_logits(&int, &crop));
+        assert_eq!(in_pool(2, || int_logits(&int, &crop)), one, "seed {seed}: 2 threads");
+        assert_eq!(in_pool(4, || int_logits(&int, &crop)), one, "seed {seed}: 4 threads");
+    }
+}
+
+#[test]
+fn wrong_crop_size_is_an_error() {
+    let (mut rng, _) = seeded();
+    let (_, int, _) = quantized_tiny(&mut rng);
+    let err = int.forward(&[0u8; 100], &mut Profiler::disabled(PathKind::Int)).unwrap_err();
+    assert!(err.to_string().contains("3072"), "{err}");
+}
+
+/// The real model: quantized from 8 dev photos, compared with the float path on 24
+/// others. The full acceptance figures come from `ivit eval` (see the README).
+#[test]
+fn real_model_integer_path_agrees_with_float() {
+    let Some(shared) = common::shared_or_skip("real_model_integer_path_agrees_with_float") else { return };
+    let (float, preprocess) =
+        ivit::model::load_float(&std::fs::read(common::model_path(&shared)).unwrap(), None).expect("load model");
+
+    let dir = shared.join("data/imagenet-sample-dev");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "JPEG"))
+        .collect();
+    files.sort();
+    let prepared: Vec<_> = files
+        .iter()
+        .step_by(files.len() / 32)
+        .take(32)
+        .map(|p| ivit::image::preprocess(&std::fs::read(p).unwrap(), &preprocess).expect("preprocess dev photo"))
+        .collect();
+
+    let mut calibration = Calibration::default();
+    for item in &prepared[..8] {
+        calibration.observe(&float, &item.tensor);
+    }
+    let int = quantize(&float, &preprocess, &calibration, QuantizeOptions::default()).expect("quantize");
+
+    let mut agree = 0;
+    for item in &prepared[8..] {
+        let float_logits = float.forward(&item.tensor, &mut Profiler::disabled(PathKind::Float));
+        let int_logits = int_logits(&int, &item.crop.data);
+        agree += usize::from(ivit::labels::top_k(&float_logits, 1) == ivit::labels::top_k(&int_logits, 1));
+
+        assert_eq!(in_pool(1, || int_logits_of(&int, &item.crop.data)), int_logits, "1 thread vs default pool");
+    }
+    eprintln!("top-1 agreement on 24 photos: {agree}/24");
+    assert!(agree >= 20, "top-1 agreement {agree}/24 is below 20/24");
+}
+
+fn int_logits_of(model: &IntVit, crop: &[u8]) -> Vec<i32> {
+    int_logits(model, crop)
+}

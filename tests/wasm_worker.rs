@@ -1,0 +1,77 @@
+//! The worker's request handler and the message protocol, in the browser.
+#![cfg(target_arch = "wasm32")]
+
+use ivit::profile::PathKind;
+use ivit::web::protocol::{from_js, to_js, Request, RequestMessage, Response, ResponseMessage};
+use ivit::web::WorkerEngine;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+fn get(value: &JsValue, key: &str) -> JsValue {
+    js_sys::Reflect::get(value, &JsValue::from_str(key)).unwrap()
+}
+
+#[wasm_bindgen_test]
+fn init_reports_pool_size_and_simd() {
+    let mut engine = WorkerEngine::new();
+    let response = engine.respond(Request::Init);
+    // The wasm unit tests run the build without threads, where rayon runs on the caller.
+    assert_eq!(response, Response::Initialized { threads: 1, simd: cfg!(target_feature = "simd128") });
+}
+
+#[wasm_bindgen_test]
+fn request_bytes_cross_as_uint8_array() {
+    let message = RequestMessage { id: 42, request: Request::LoadModel { bytes: vec![1, 2, 255] } };
+    let value = to_js(&message).unwrap();
+
+    assert_eq!(get(&value, "id").as_f64(), Some(42.0));
+    let bytes = get(&get(&get(&value, "request"), "LoadModel"), "bytes");
+    let array = bytes.dyn_into::<js_sys::Uint8Array>().expect("bytes arrive as a Uint8Array");
+    assert_eq!(array.to_vec(), vec![1, 2, 255]);
+
+    assert_eq!(from_js::<RequestMessage>(value).unwrap(), message);
+}
+
+#[wasm_bindgen_test]
+fn handle_answers_init_with_the_request_id() {
+    let mut engine = WorkerEngine::new();
+    let request = to_js(&RequestMessage { id: 7, request: Request::Init }).unwrap();
+    let reply: ResponseMessage = from_js(engine.handle(request)).unwrap();
+
+    assert_eq!(reply.id, Some(7));
+    assert!(matches!(reply.response, Response::Initialized { .. }), "{reply:?}");
+}
+
+#[wasm_bindgen_test]
+fn handle_rejects_unknown_request_and_keeps_id() {
+    let mut engine = WorkerEngine::new();
+    let message = js_sys::JSON::parse(r#"{"id": 9, "request": "Explode"}"#).unwrap();
+    let reply: ResponseMessage = from_js(engine.handle(message)).unwrap();
+
+    assert_eq!(reply.id, Some(9));
+    let Response::Error { message } = reply.response else {
+        panic!("expected an error, got {:?}", reply.response);
+    };
+    assert!(message.contains("not a valid protocol message"), "{message}");
+}
+
+#[wasm_bindgen_test]
+fn load_model_rejects_bytes_that_are_not_safetensors() {
+    let mut engine = WorkerEngine::new();
+    let response = engine.respond(Request::LoadModel { bytes: vec![0; 4] });
+    let Response::Error { message } = response else {
+        panic!("expected an error, got {response:?}");
+    };
+    assert!(message.starts_with("model could not be loaded"), "{message}");
+}
+
+#[wasm_bindgen_test]
+fn classify_without_model_asks_for_one() {
+    let engine_response = WorkerEngine::new().respond(Request::Classify { image: vec![1, 2, 3], mode: PathKind::Float });
+    let Response::Error { message } = engine_response else {
+        panic!("expected an error, got {engine_response:?}");
+    };
+    assert!(message.contains("no model is loaded"), "{message}");
+}

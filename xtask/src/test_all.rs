@@ -1,0 +1,102 @@
+//! `cargo xtask test`: every test of the project, in order: the host tests, the wasm unit
+//! tests in headless Chromium, the web build, and the end-to-end tests of the served app.
+//! Later stages run even when an earlier one fails, except that the end-to-end tests need
+//! the build.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+
+use crate::build_web::build_web;
+use crate::command::{find_on_path, log, run};
+use crate::e2e::{run_e2e, Counts};
+use crate::server::RunningServer;
+use crate::setup::setup;
+use crate::toolchain::plain_rustflags;
+
+/// Outcome of one stage.
+struct Stage {
+    name: &'static str,
+    passed: bool,
+    seconds: f64,
+}
+
+fn run_stage(name: &'static str, step: impl FnOnce() -> Result<()>) -> Stage {
+    log(format_args!("stage: {name}"));
+    let start = Instant::now();
+    let outcome = step();
+    if let Err(err) = &outcome {
+        log(format_args!("stage {name} failed: {err:#}"));
+    }
+    Stage { name, passed: outcome.is_ok(), seconds: start.elapsed().as_secs_f64() }
+}
+
+/// Runs setup and every test; returns whether all passed. The last line printed is
+/// `N passed, N failed`: the end-to-end checks, plus one failed check for each earlier
+/// stage that failed.
+pub fn test_all(repo: &Path) -> Result<bool> {
+    let start = Instant::now();
+    setup(repo).context("setup failed, so no test ran")?;
+
+    let mut stages = vec![
+        run_stage("host tests (cargo test --workspace)", || run(Command::new("cargo").args(["test", "--workspace"]).current_dir(repo))),
+        run_stage("wasm unit tests (wasm-pack test --headless --chrome)", || run(&mut wasm_unit_test_command(repo))),
+        run_stage("build-web", || build_web(repo)),
+    ];
+
+    let built = stages.last().is_some_and(|stage| stage.passed);
+    let mut counts = Counts::default();
+    stages.push(run_stage("end-to-end tests", || {
+        anyhow::ensure!(built, "not run, because build-web failed");
+        counts = serve_and_run_e2e(repo)?;
+        anyhow::ensure!(counts.failed == 0, "{} of {} checks failed", counts.failed, counts.passed + counts.failed);
+        Ok(())
+    }));
+    if !built {
+        counts.failed += 1;
+    }
+
+    report(&stages, start.elapsed().as_secs_f64());
+    let failed_stages = stages.iter().filter(|stage| !stage.passed && stage.name != "end-to-end tests").count() as u32;
+    let failed = counts.failed + failed_stages;
+    println!("{} passed, {} failed", counts.passed, failed);
+    Ok(failed == 0)
+}
+
+/// `wasm-pack test` of the `tests/wasm_*.rs` files, in debug, with SIMD128 as in the
+/// plain build. wasm-pack passes the options after the crate path on to `cargo test`.
+fn wasm_unit_test_command(repo: &Path) -> Command {
+    let mut command = Command::new("wasm-pack");
+    command.args(["test", "--headless", "--chrome", "--mode", "no-install"]);
+    if let Some(chromedriver) = find_on_path("chromedriver") {
+        command.arg("--chromedriver").arg(chromedriver);
+    }
+    command
+        .arg(repo)
+        .args(["--test", "wasm_*"])
+        .current_dir(repo)
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS", plain_rustflags());
+    command
+}
+
+/// Starts the server on a free port of 127.0.0.1, runs the end-to-end tests against it and
+/// stops it, whatever the tests did.
+fn serve_and_run_e2e(repo: &Path) -> Result<Counts> {
+    let server = RunningServer::start(repo, "127.0.0.1", 0)?;
+    let counts = run_e2e(repo, &server.url());
+    server.stop();
+    counts
+}
+
+fn report(stages: &[Stage], total_seconds: f64) {
+    log("summary:");
+    for stage in stages {
+        let verdict = if stage.passed { "ok" } else { "FAILED" };
+        log(format_args!("  {verdict:<6} {:>7.1} s  {}", stage.seconds, stage.name));
+    }
+    log(format_args!("  total  {total_seconds:>7.1} s (setup included)"));
+}
