@@ -10,6 +10,7 @@ use crate::model::integer::IntVit;
 /// # Safety
 /// `model` must point to a valid [`IntVit`], `crop` to `len` readable bytes and
 /// `logits` to `num_classes` writable i32 values.
+#[cfg(not(feature = "float-audit-control"))]
 #[no_mangle]
 pub unsafe extern "C" fn ivit_audit_int_forward(model: *const IntVit, crop: *const u8, len: usize, logits: *mut i32) -> i32 {
     let model = &*model;
@@ -23,12 +24,14 @@ pub unsafe extern "C" fn ivit_audit_int_forward(model: *const IntVit, crop: *con
     }
 }
 
-/// The float forward pass behind the same kind of export: the control that shows the
+/// The float forward pass behind the same kind of export, in a separate build (feature
+/// `float-audit-control`): the control that shows the
 /// scan finds float code when there is some.
 ///
 /// # Safety
 /// `model` must point to a valid [`crate::FloatVit`], `image` to `len` readable f32
 /// values and `logits` to `num_classes` writable f32 values.
+#[cfg(feature = "float-audit-control")]
 #[no_mangle]
 pub unsafe extern "C" fn ivit_audit_float_forward(model: *const crate::FloatVit, image: *const f32, len: usize, logits: *mut f32) {
     let model = &*model;

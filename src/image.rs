@@ -1,10 +1,10 @@
 //! Image decoding and timm's evaluation transform.
 //!
 //! [`decode`] turns JPEG, PNG, WebP, GIF and BMP bytes into 8-bit RGB as Pillow's
-//! `Image.open(...).convert("RGB")` does, and [`resize_and_crop`] reproduces torchvision's
+//! `Image.open(...).convert("RGB")` does. [`resize_and_crop`] reproduces torchvision's
 //! `Resize(resize_size)` + `CenterCrop(input_size)` on a PIL image, including Pillow's
-//! fixed-point resampling, so that [`preprocess`] gives the tensor timm's evaluation
-//! transform gives. Nothing here reads files: callers pass bytes.
+//! fixed-point resampling. Together with [`normalize`], [`preprocess`] gives the tensor that
+//! timm's evaluation transform gives. Nothing here reads files: callers pass bytes.
 
 mod decode;
 mod resample;
@@ -31,7 +31,7 @@ pub struct Rgb8 {
     pub data: Vec<u8>,
 }
 
-/// Why an image could not be decoded or preprocessed.
+/// Error of image decoding or preprocessing.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
     #[error("the image data is empty (0 bytes); pass the contents of a {SUPPORTED_FORMATS} file")]

@@ -21,7 +21,9 @@ const NIGHTLY: &str = "nightly-2026-05-20";
 const EXPORT: &str = "ivit_audit_int_forward";
 const CONTROL_EXPORT: &str = "ivit_audit_float_forward";
 
-fn build_audit_module() -> Vec<u8> {
+/// Builds the audit module with `features` (`float-audit`, or `float-audit-control` for
+/// the control that exports the float forward pass instead).
+fn build_audit_module(features: &str) -> Vec<u8> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let target_dir = root.join("target/float-audit");
     let status = Command::new("cargo")
@@ -30,7 +32,7 @@ fn build_audit_module() -> Vec<u8> {
         .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS", "-Zunstable-options -Cpanic=immediate-abort")
         .env_remove("RUSTFLAGS")
         .args([&format!("+{NIGHTLY}"), "rustc", "--lib", "--release", "--target", "wasm32-unknown-unknown"])
-        .args(["--features", "float-audit", "--crate-type", "cdylib", "-Z", "build-std=std,panic_abort"])
+        .args(["--features", features, "--crate-type", "cdylib", "-Z", "build-std=std,panic_abort"])
         .status()
         .unwrap_or_else(|err| panic!("cannot run cargo +{NIGHTLY}: {err}; run `cargo xtask setup` first"));
     assert!(status.success(), "the float-audit wasm build failed; run `cargo xtask setup` to install {NIGHTLY} with rust-src");
@@ -190,16 +192,20 @@ fn float_uses_reachable_from(module: &Module, root: u32) -> (usize, Vec<String>)
 
 #[test]
 fn integer_forward_pass_has_no_float_instruction() {
-    let module = parse(&build_audit_module());
+    let module = parse(&build_audit_module("float-audit"));
     let root = *module.exports.get(EXPORT).unwrap_or_else(|| panic!("the audit module does not export {EXPORT}"));
-    let control = *module.exports.get(CONTROL_EXPORT).unwrap_or_else(|| panic!("the audit module does not export {CONTROL_EXPORT}"));
 
     let (reachable, violations) = float_uses_reachable_from(&module, root);
     eprintln!("{reachable} functions reachable from {EXPORT}");
     assert!(reachable > 10, "only {reachable} functions reachable; the audit export is not the integer forward pass");
     assert!(violations.is_empty(), "float code reachable from the integer forward pass:\n{}", violations.join("\n"));
 
-    let (control_reachable, control_violations) = float_uses_reachable_from(&module, control);
+    let control_module = parse(&build_audit_module("float-audit-control"));
+    let control = *control_module
+        .exports
+        .get(CONTROL_EXPORT)
+        .unwrap_or_else(|| panic!("the control module does not export {CONTROL_EXPORT}"));
+    let (control_reachable, control_violations) = float_uses_reachable_from(&control_module, control);
     eprintln!("{control_reachable} functions reachable from {CONTROL_EXPORT}, {} with float code", control_violations.len());
     assert!(!control_violations.is_empty(), "the scan found no float code in the float forward pass, so it cannot detect any");
 }

@@ -49,7 +49,7 @@ fn encode_webp_lossless(data: &[u8], width: u32, height: u32) -> Vec<u8> {
     bytes
 }
 
-/// A zlib stream of stored (uncompressed) deflate blocks.
+/// Wraps `data` in a zlib stream of stored (uncompressed) deflate blocks.
 fn zlib_stored(data: &[u8]) -> Vec<u8> {
     let mut out = vec![0x78, 0x01];
     let blocks: Vec<&[u8]> = if data.is_empty() {
@@ -83,7 +83,7 @@ fn png_chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
     out.extend_from_slice(&crc.finalize().to_be_bytes());
 }
 
-/// A PNG written chunk by chunk. `scanlines` are the filtered rows (filter byte first), or
+/// Writes a PNG chunk by chunk. `scanlines` are the filtered rows (filter byte first), or
 /// `None` for a file without image data.
 fn handmade_png(
     width: u32,
@@ -109,7 +109,7 @@ fn handmade_png(
     out
 }
 
-/// One column of 16-bit samples, each row `[filter 0, samples...]`.
+/// Builds the rows of a one-pixel-wide 16-bit image, each `[filter 0, samples...]`.
 fn column_16_bit(values: &[u16], channels: usize, fill: impl Fn(u16) -> Vec<u16>) -> Vec<u8> {
     let mut rows = Vec::new();
     for &value in values {
@@ -128,14 +128,14 @@ fn pixel(image: &Rgb8, x: usize, y: usize) -> [u8; 3] {
     [image.data[i], image.data[i + 1], image.data[i + 2]]
 }
 
-fn assert_close(got: [u8; 3], expected: [u8; 3], tolerance: u8, what: &str) {
+fn assert_close(got: [u8; 3], expected: [u8; 3], tolerance: u8, context: &str) {
     let far = got
         .iter()
         .zip(expected)
         .any(|(&g, e)| g.abs_diff(e) > tolerance);
     assert!(
         !far,
-        "{what}: got {got:?}, expected {expected:?} within {tolerance}"
+        "{context}: got {got:?}, expected {expected:?} within {tolerance}"
     );
 }
 
@@ -273,7 +273,7 @@ fn gif_first_frame() {
     );
 }
 
-/// Four flat 16 x 16 quadrants: red, green / blue, white.
+/// Builds four flat quadrants: red and green on top, blue and white below.
 fn quadrants(width: usize, height: usize) -> Vec<u8> {
     let colors = [[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 255]];
     let mut data = Vec::with_capacity(width * height * 3);
@@ -317,9 +317,9 @@ fn gray_jpeg_replicated() {
 
 #[test]
 fn cmyk_jpeg_like_pillow() {
-    // tests/fixtures/cmyk.jpg: Pillow 13.0 saved four 16 x 16 CMYK blocks, (0, 0, 0, 0),
+    // Pillow 13.0 saved tests/fixtures/cmyk.jpg from four 16 x 16 CMYK blocks, (0, 0, 0, 0),
     // (255, 0, 0, 0), (0, 0, 0, 255) and (100, 50, 200, 30), as an Adobe (inverted) CMYK
-    // JPEG; Pillow's convert("RGB") of the saved file gives the expected colours.
+    // JPEG. The expected colours are Pillow's convert("RGB") of the saved file.
     let bytes = include_bytes!("fixtures/cmyk.jpg");
     let decoded = image::decode(bytes).unwrap();
     assert_eq!((decoded.width, decoded.height), (64, 16));

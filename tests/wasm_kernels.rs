@@ -23,7 +23,10 @@ fn softmax_is_normalized_and_ordered() {
     let probabilities = softmax(&[1.0, 2.0, 3.0, 1000.0]);
     let sum: f32 = probabilities.iter().sum();
     assert!((sum - 1.0).abs() < 1e-6, "sum is {sum}");
-    assert!((probabilities[3] - 1.0).abs() < 1e-6, "a logit far above the rest takes all the mass");
+    assert!(
+        (probabilities[3] - 1.0).abs() < 1e-6,
+        "a logit far above the rest takes all the mass"
+    );
 
     let even = softmax(&[0.0; 4]);
     assert!(even.iter().all(|&p| (p - 0.25).abs() < 1e-7), "{even:?}");
@@ -43,7 +46,9 @@ fn linear_f32_matches_hand_computed_values() {
 
     for r in 0..rows {
         for n in 0..out_features {
-            let dot: f32 = (0..in_features).map(|k| input[r * in_features + k] * weight[n * in_features + k]).sum();
+            let dot: f32 = (0..in_features)
+                .map(|k| input[r * in_features + k] * weight[n * in_features + k])
+                .sum();
             assert_eq!(output[r * out_features + n], dot + bias[n], "row {r}, output {n}");
         }
     }
@@ -87,7 +92,9 @@ fn int8_gemm_matches_reference_including_minus_128() {
 
     for row in 0..m {
         for col in 0..n {
-            let dot: i32 = (0..k).map(|i| i32::from(a[row * k + i]) * i32::from(w[col * k + i])).sum();
+            let dot: i32 = (0..k)
+                .map(|i| i32::from(a[row * k + i]) * i32::from(w[col * k + i]))
+                .sum();
             assert_eq!(out[row * n + col], dot + bias[col], "row {row}, column {col}");
         }
     }

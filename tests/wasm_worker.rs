@@ -18,17 +18,28 @@ fn init_reports_pool_size_and_simd() {
     let mut engine = WorkerEngine::new();
     let response = engine.respond(Request::Init);
     // The wasm unit tests run the build without threads, where rayon runs on the caller.
-    assert_eq!(response, Response::Initialized { threads: 1, simd: cfg!(target_feature = "simd128") });
+    assert_eq!(
+        response,
+        Response::Initialized {
+            threads: 1,
+            simd: cfg!(target_feature = "simd128")
+        }
+    );
 }
 
 #[wasm_bindgen_test]
 fn request_bytes_cross_as_uint8_array() {
-    let message = RequestMessage { id: 42, request: Request::LoadModel { bytes: vec![1, 2, 255] } };
+    let message = RequestMessage {
+        id: 42,
+        request: Request::LoadModel { bytes: vec![1, 2, 255] },
+    };
     let value = to_js(&message).unwrap();
 
     assert_eq!(get(&value, "id").as_f64(), Some(42.0));
     let bytes = get(&get(&get(&value, "request"), "LoadModel"), "bytes");
-    let array = bytes.dyn_into::<js_sys::Uint8Array>().expect("bytes arrive as a Uint8Array");
+    let array = bytes
+        .dyn_into::<js_sys::Uint8Array>()
+        .expect("bytes arrive as a Uint8Array");
     assert_eq!(array.to_vec(), vec![1, 2, 255]);
 
     assert_eq!(from_js::<RequestMessage>(value).unwrap(), message);
@@ -37,7 +48,11 @@ fn request_bytes_cross_as_uint8_array() {
 #[wasm_bindgen_test]
 fn handle_answers_init_with_the_request_id() {
     let mut engine = WorkerEngine::new();
-    let request = to_js(&RequestMessage { id: 7, request: Request::Init }).unwrap();
+    let request = to_js(&RequestMessage {
+        id: 7,
+        request: Request::Init,
+    })
+    .unwrap();
     let reply: ResponseMessage = from_js(engine.handle(request)).unwrap();
 
     assert_eq!(reply.id, Some(7));
@@ -69,7 +84,10 @@ fn load_model_rejects_bytes_that_are_not_safetensors() {
 
 #[wasm_bindgen_test]
 fn classify_without_model_asks_for_one() {
-    let engine_response = WorkerEngine::new().respond(Request::Classify { image: vec![1, 2, 3], mode: PathKind::Float });
+    let engine_response = WorkerEngine::new().respond(Request::Classify {
+        image: vec![1, 2, 3],
+        mode: PathKind::Float,
+    });
     let Response::Error { message } = engine_response else {
         panic!("expected an error, got {engine_response:?}");
     };

@@ -4,10 +4,12 @@ ignored Rust test `pillow_dump_matches` in tests/image_preprocess.rs.
 
 For every image the script stores Pillow's `Image.open(path).convert("RGB")` pixels and
 the 224 x 224 crop of torchvision's `Resize(248, BICUBIC)` + `CenterCrop(224)`, the
-evaluation transform timm uses for vit_tiny_patch16_224.augreg_in21k_ft_in1k. torchvision
-itself is not needed: the script applies the same geometry (shorter side to 248, longer
-side int(248 * long / short), crop offset round((size - 224) / 2)) with Pillow's
-`Image.resize`, which is what torchvision calls for a PIL image.
+evaluation transform timm uses for vit_tiny_patch16_224.augreg_in21k_ft_in1k.
+
+torchvision itself is not needed. The script applies torchvision's geometry with Pillow's
+`Image.resize`, which is what torchvision calls for a PIL image: the shorter side becomes
+248, the longer side int(248 * long / short), and the crop offset is
+round((size - 224) / 2).
 
 Usage (needs only Pillow):
 

@@ -1,7 +1,7 @@
 // Loads the app's WebAssembly package and starts the Yew app.
 //
 // The threaded package (pkg-threads) imports a shared memory, which only a cross-origin
-// isolated page can create; elsewhere the plain SIMD128 package (pkg) runs on one thread.
+// isolated page can create. Elsewhere the plain SIMD128 package (pkg) runs on one thread.
 // The app then starts web/worker.js on the same package.
 
 const threaded = self.crossOriginIsolated === true && typeof SharedArrayBuffer === 'function';

@@ -16,7 +16,7 @@ pub struct DecodeLimits {
     pub max_pixels: u64,
     /// Maximum width and maximum height, in pixels.
     pub max_side: u32,
-    /// Maximum bytes the decoder may allocate; the decoded pixels count towards it.
+    /// Maximum bytes the decoder may allocate. The decoded pixels count towards it.
     pub max_alloc_bytes: u64,
 }
 
@@ -216,8 +216,8 @@ fn declared_size(bytes: &[u8], format: ImageFormat) -> Option<(u32, u32)> {
 
 /// Walks the JPEG marker segments to the end-of-image marker (FF D9).
 ///
-/// The JPEG decoder fills missing scan data with grey instead of failing, while Pillow
-/// (libjpeg) rejects a file that ends before this marker; the walk restores Pillow's
+/// The JPEG decoder fills missing scan data with grey instead of failing, but Pillow
+/// (libjpeg) rejects a file that ends before this marker, so the walk restores Pillow's
 /// behaviour. Segments are skipped by their length fields. Inside entropy-coded data,
 /// FF 00 (a stuffed byte) and FF D0..D7 (restart markers) do not end the data. Bytes
 /// between segments that are not a marker are skipped, as libjpeg skips them.

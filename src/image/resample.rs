@@ -332,7 +332,7 @@ impl Taps {
         outputs: Range<usize>,
         filter: &Filter,
     ) -> Result<Taps, ImageError> {
-        // Pillow passes the source box as C floats; sizes up to 2^24 convert exactly.
+        // Pillow passes the source box as C floats, which hold sizes up to 2^24 exactly.
         let scale = (in_size as f32) as f64 / out_size as f64;
         let filter_scale = scale.max(1.0);
         let support = filter.support * filter_scale;
@@ -423,8 +423,9 @@ fn clip8(sum: i64) -> u8 {
     (sum >> PRECISION_BITS).clamp(0, 255) as u8
 }
 
-/// Computes a weighted sum of 8-bit samples with Pillow's rounding. Pillow sums in a C `int`,
-/// which these weights never overflow, so summing in `i64` gives the same values.
+/// Computes a weighted sum of 8-bit samples with Pillow's rounding. Pillow sums in a C `int`.
+/// With 8-bit samples and weights normalized to sum 2^22, that sum stays far below 2^31, so
+/// summing in `i64` gives the same values.
 fn weighted_sum<'a>(samples: impl Iterator<Item = &'a [u8]>, weights: &[i32]) -> [u8; 3] {
     let mut sums = [1i64 << (PRECISION_BITS - 1); 3];
     for (pixel, &weight) in samples.zip(weights) {

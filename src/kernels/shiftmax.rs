@@ -1,19 +1,39 @@
 //! Shiftmax: the integer softmax of I-ViT (Li and Gu, "I-ViT: Integer-only Quantization
 //! for Efficient Vision Transformer Inference", ICCV 2023), and the integer exponential
-//! that it shares with ShiftGELU.
+//! that it shares with ShiftGELU, in two forms selected by [`ExpApproximation`].
 //!
 //! For a row of scores `x` with scale `S`, softmax is computed as
 //! 1. `x = x - max(x)`, so `x <= 0`;
-//! 2. `e^(x S) = 2^(x S log2 e)`, with `x * log2 e ~= x + (x >> 1) - (x >> 4)`
-//!    (1.4375 for 1.4427);
-//! 3. with `x0 = floor(-1 / S)`, the integer that means -1.0, split `x = q * x0 + r`
-//!    with `r * S` in (-1, 0], so `2^(x S) = 2^-q * 2^(r S)`;
-//! 4. `2^(r S) ~= 1 + r S / 2`, which is exact at both ends of (-1, 0], so the integer
-//!    exponential is `((r >> 1) - x0) << (n - q)`, with `x` clamped at `n * x0` so that
-//!    `q <= n`;
+//! 2. `e^(x S) = 2^(x S log2 e)`;
+//! 3. with `x0 = floor(-1 / S)`, the integer that means -1.0, the base-2 exponent splits
+//!    into `q` whole octaves and a fraction `r` in (-1, 0], so `2^(x S log2 e) = 2^-q * 2^r`;
+//! 4. `2^r` is approximated by a polynomial and shifted right by `q`;
 //! 5. `p = exp * floor(R / sum) >> shift`, probabilities with scale `2^-b`.
 //!
-//! Two changes to the method, both integer-only:
+//! [`ExpApproximation::Linear`] is the I-ViT exponential: `x * log2 e ~= x + (x >> 1) -
+//! (x >> 4)` (1.4375 for 1.4427), `x = q * x0 + r`, and `2^r ~= 1 + r / 2`, which is exact
+//! at both ends of (-1, 0]. The integer exponential is `((r >> 1) - x0) << (n - q)`, with
+//! `x` clamped at `n * x0` so that `q <= n`.
+//!
+//! [`ExpApproximation::Quadratic`], the default of [`ShiftmaxParams::from_scale`], is
+//! also integer-only:
+//! - The exponent is `floor(x * round(log2 e * 2^30) / x0)`, `q` and `r` with 30
+//!   fractional bits, from one i64 product and one division. On the random rows of the
+//!   accuracy test below (three fixed seeds), 1.4375 in its place gave a largest
+//!   probability error of 0.0047 instead of 0.0007; `x * 47274 >> 15` (1.44269) gave the
+//!   same 0.0007 but costs a second rounding.
+//! - `2^r ~= 1/2 + (1 + r)(1/2 + c r) = 1 + (c + 1/2) r + c r^2`. The form is exact at
+//!   r = 0 and r = -1 for every `c`, so the octaves join without a step. `c = 0.16988301`
+//!   is the minimax choice for relative error under that constraint, ±0.268%, against
+//!   ±0.314% for the polynomial through r = -1/2 (c = 3 - 2 sqrt 2), fitted offline by
+//!   bisection on the equal-ripple condition. Both factors stay positive and do not
+//!   increase with the exponent, so the integer form is monotonic despite its floors.
+//! - The exponential of 0 is `2^30`, whatever `x0`, and exponentials below `2^-n` with
+//!   `n = 30` are 0. The I-ViT clamp instead gives every score more than `n = 15` octaves
+//!   below the maximum `2^-15`. In a row of 197 with one dominant score, those values add
+//!   up to 196 * 2^-15 = 0.006 of the sum.
+//!
+//! Two changes to the method, both integer-only and in both forms:
 //! - The method takes `R = 2^31 - 1` and saturates the sum to i32. That leaves the
 //!   reciprocal `floor(R / sum)` only `31 - log2(sum)` bits: a uniform row of 10 with
 //!   `-x0 = 1000` gets 6 instead of 6.55, every probability 8% low. Here the sum is an
@@ -24,19 +44,27 @@
 //!   end, the attention scores of an int8 x int8 product can have so small a scale that
 //!   `-x0` no longer fits the exponential's i32 range. So
 //!   [`ShiftmaxParams::input_shift`] first moves the max-subtracted scores to the scale
-//!   `S * 2^input_shift`, chosen offline to give `x0` the most bits that fit.
+//!   `S * 2^input_shift`, chosen offline to give `x0` 16 bits.
 //!
 //! Accuracy, measured by the tests below on rows of 197 scores: the largest absolute
 //! error of a probability against a float64 softmax of the same integer scores was
-//! 0.017 on random rows and 0.020 on rows of two levels, and the tests assert 0.025.
-//! The linear `2^r` step, which overestimates by up to 6.1%, is the main term; 1.4375
-//! for log2 e adds 0.36% per unit of the exponent.
+//! - Linear: 0.017 on random rows and 0.020 on rows of two levels; the tests assert
+//!   0.025. The linear `2^r` step, which overestimates by up to 6.1%, is the main term,
+//!   and 1.4375 for log2 e adds 0.36% per unit of the exponent.
+//! - Quadratic: 0.0008 on random rows (the largest of 100 runs) and 0.0007 on rows of two
+//!   levels; the tests assert 0.0015. The ±0.268% of the quadratic bounds the error by
+//!   `p (1 - p) * 0.536% <= 0.00134`, plus one probability step of 2^-15.
 
 use crate::kernels::int_gemm::KernelError;
 use crate::quant::dyadic::QuantError;
 
-/// Default `n`: values of the exponential below `2^-15` of the row maximum clamp to it.
+/// Default `n` of [`ExpApproximation::Linear`]: values of the exponential below `2^-15` of
+/// the row maximum clamp to it.
 pub const DEFAULT_EXP_BITS: u8 = 15;
+
+/// Default `n` of [`ExpApproximation::Quadratic`]: values of the exponential below `2^-30`
+/// of the row maximum are 0.
+pub const DEFAULT_QUADRATIC_EXP_BITS: u8 = 30;
 
 /// Default probability precision: 15 fractional bits, scale 2^-15, so every probability
 /// also fits an i16.
@@ -54,11 +82,9 @@ pub(crate) const EXPONENT_FRACTION_BITS: u32 = 30;
 /// `log2 e` with 30 fractional bits: `round(1.4426950408889634 * 2^30)`.
 pub(crate) const LOG2_E_Q30: i64 = 1_549_082_005;
 
-/// `c` of `2^r ~= 1 + b r + c r^2` with 30 fractional bits: `round(0.16988301 * 2^30)`.
+/// `c` of `2^r ~= 1/2 + (1 + r)(1/2 + c r)` with 30 fractional bits:
+/// `round(0.16988301 * 2^30)`.
 const QUADRATIC_C_Q30: i64 = 182_410_497;
-
-/// `b = c + 1/2` with 30 fractional bits, so that the quadratic is exact at r = -1.
-const QUADRATIC_B_Q30: i64 = QUADRATIC_C_Q30 + (1 << 29);
 
 /// The approximation of `2^r` on `r` in (-1, 0] inside the integer exponential.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -66,9 +92,10 @@ pub enum ExpApproximation {
     /// I-ViT: `x * log2 e ~= x + (x >> 1) - (x >> 4)` and `2^r ~= 1 + r / 2`, which is
     /// exact at r = 0 and r = -1 and overestimates by up to 6.1% in between.
     Linear,
-    /// `x * log2 e` with a 30-bit fixed-point `log2 e` and `2^r ~= 1 + b r + c r^2` with
-    /// `c = 0.16988301`, `b = c + 1/2`: exact at r = 0 and r = -1, relative error within
-    /// ±0.268% in between. Exponentials below `2^-n` are 0.
+    /// `x * log2 e` with a 30-bit fixed-point `log2 e` and
+    /// `2^r ~= 1/2 + (1 + r)(1/2 + c r) = 1 + (c + 1/2) r + c r^2` with `c = 0.16988301`:
+    /// exact at r = 0 and r = -1, relative error within ±0.268% in between. The
+    /// exponential of 0 is `2^30`, and exponentials below `2^-n` are 0.
     Quadratic,
 }
 
@@ -82,8 +109,10 @@ pub struct ShiftmaxParams {
     /// `floor(-1 / (S * 2^input_shift))`, the integer that means -1.0 after the shift.
     /// Negative.
     pub x0: i32,
-    /// `n`: the exponential has `n` octaves of range below the row maximum, whose value
-    /// is `-x0 * 2^n`. 1 to 30, and `(-x0) << n` must fit an i32.
+    /// `n`: the exponential has `n` octaves of range below the row maximum. 1 to 30. The
+    /// exponential of the maximum is `(-x0) << n`, which must fit an i32, for
+    /// [`ExpApproximation::Linear`], and `2^30` for [`ExpApproximation::Quadratic`], which
+    /// requires `(-x0) * n <= 2^30`.
     pub exp_bits: u8,
     /// `b`: probabilities have scale `2^-b` and lie in `[0, 2^b)`. 1 to 15.
     pub probability_bits: u8,
@@ -103,7 +132,7 @@ impl ShiftmaxParams {
                 expected: "1 to 15 bits",
             });
         }
-        check_exp_params("Shiftmax", self.x0, self.exp_bits)
+        check_exp_params("Shiftmax", self.x0, self.exp_bits, self.exp_approximation)
     }
 }
 
@@ -132,18 +161,24 @@ pub(crate) fn rescale_exp_argument(x: i32, shift: i8) -> i32 {
         };
     }
 
-    // Values below -2^(30 - t) end below -2^30 after the shift, where shift_exp_i32
-    // clamps them anyway; clamping first keeps the left shift inside an i32.
+    // Values below -2^(30 - t) end below -2^30 after the shift, where both exponentials
+    // clamp them anyway. Clamping first keeps the left shift inside an i32.
     let t = -shift;
     x.max(-(1 << (30 - t))) << t
 }
 
-/// Checks that `x0 <= -1`, `1 <= exp_bits <= 30` and `(-x0) << exp_bits <= 2^31 - 1`.
-///
-/// `(-x0) << exp_bits` is the exponential of 0, the largest value [`shift_exp_i32`]
-/// returns. The bound also implies `exp_bits * (-x0) < 2^30`, the clamp inside
-/// `shift_exp_i32`, because `n <= 2^(n-1)` for every `n >= 1`.
-pub(crate) fn check_exp_params(kernel: &'static str, x0: i32, exp_bits: u8) -> Result<(), KernelError> {
+/// Checks that `x0 <= -1` and `1 <= exp_bits <= 30`, and for `approximation`
+/// - `Linear`: `(-x0) << exp_bits <= 2^31 - 1`. That is the exponential of 0, the largest
+///   value [`shift_exp_i32`] returns. The bound also implies `exp_bits * (-x0) < 2^30`,
+///   the clamp inside `shift_exp_i32`, because `n <= 2^(n-1)` for every `n >= 1`.
+/// - `Quadratic`: `exp_bits * (-x0) <= 2^30`, so that the clamp of the argument at -2^30
+///   inside [`shift_exp_quadratic_i32`] lies beyond `n` octaves, where the result is 0.
+pub(crate) fn check_exp_params(
+    kernel: &'static str,
+    x0: i32,
+    exp_bits: u8,
+    approximation: ExpApproximation,
+) -> Result<(), KernelError> {
     if x0 >= 0 {
         return Err(KernelError::InvalidParameter {
             kernel,
@@ -161,23 +196,49 @@ pub(crate) fn check_exp_params(kernel: &'static str, x0: i32, exp_bits: u8) -> R
         });
     }
 
-    let exp_of_zero = (-i64::from(x0)) << exp_bits;
-    if exp_of_zero > i64::from(i32::MAX) {
-        return Err(KernelError::InvalidParameter {
-            kernel,
-            name: "(-x0) << exp_bits",
-            value: exp_of_zero,
-            expected: "at most 2^31 - 1; use a larger input_shift or fewer exp_bits",
-        });
+    match approximation {
+        ExpApproximation::Linear => {
+            let exp_of_zero = (-i64::from(x0)) << exp_bits;
+            if exp_of_zero > i64::from(i32::MAX) {
+                return Err(KernelError::InvalidParameter {
+                    kernel,
+                    name: "(-x0) << exp_bits",
+                    value: exp_of_zero,
+                    expected: "at most 2^31 - 1; use a larger input_shift or fewer exp_bits",
+                });
+            }
+        }
+        ExpApproximation::Quadratic => {
+            let clamp_range = -i64::from(x0) * i64::from(exp_bits);
+            if clamp_range > 1 << 30 {
+                return Err(KernelError::InvalidParameter {
+                    kernel,
+                    name: "(-x0) * exp_bits",
+                    value: clamp_range,
+                    expected: "at most 2^30; use a larger input_shift or fewer exp_bits",
+                });
+            }
+        }
     }
     Ok(())
+}
+
+/// Returns the integer exponential of 0 for the parameters: `(-x0) << exp_bits` for
+/// [`ExpApproximation::Linear`], `2^30` for [`ExpApproximation::Quadratic`].
+#[inline]
+pub(crate) fn exp_of_zero(x0: i32, exp_bits: u8, approximation: ExpApproximation) -> i64 {
+    match approximation {
+        ExpApproximation::Linear => i64::from(-x0) << exp_bits,
+        ExpApproximation::Quadratic => 1 << EXPONENT_FRACTION_BITS,
+    }
 }
 
 /// Computes the integer exponential of `x <= 0`: `e^(x S) * (-x0) * 2^n`, where
 /// `x0 = floor(-1 / S)` and `n = exp_bits`.
 ///
 /// Arguments with `e^(x S) < 2^-n` clamp to `-x0`, the value of `2^-n`. Requires the
-/// ranges of [`check_exp_params`]; positive `x` is treated as 0.
+/// ranges of `x0` and `exp_bits` that [`ShiftmaxParams::validate`] checks; positive `x`
+/// is treated as 0.
 #[inline]
 pub fn shift_exp_i32(x: i32, x0: i32, exp_bits: u8) -> i32 {
     // Scores below -2^30 give the same result as -2^30, because both fall below the clamp
@@ -199,17 +260,16 @@ pub fn shift_exp_i32(x: i32, x0: i32, exp_bits: u8) -> i32 {
 }
 
 /// Computes the integer exponential of `x <= 0` with the [`ExpApproximation::Quadratic`]
-/// form: `e^(x S) * (-x0) * 2^n`, where `x0 = floor(-1 / S)` and `n = exp_bits`.
+/// form: `e^(x S) * 2^30`, where `x0 = floor(-1 / S)`.
 ///
-/// Unlike [`shift_exp_i32`], arguments with `e^(x S) < 2^-n` give 0 rather than the value
-/// of `2^-n`, so that the many small scores of a softmax row do not each add `2^-n` of
-/// the maximum to the sum. Requires the ranges of [`check_exp_params`]; positive `x` is
-/// treated as 0.
+/// Unlike [`shift_exp_i32`], the value of 0 does not depend on `x0`, and arguments with
+/// `e^(x S) < 2^-n` (`n = exp_bits`) give 0 rather than the value of `2^-n`. Requires the
+/// ranges of `x0` and `exp_bits` that [`ShiftmaxParams::validate`] checks; positive `x`
+/// is treated as 0.
 #[inline]
 pub fn shift_exp_quadratic_i32(x: i32, x0: i32, exp_bits: u8) -> i32 {
-    // The clamp at -2^30 changes no result: (-x0) << n < 2^31 gives -x0 < 2^(31 - n), so
-    // -2^30 means more than 2^(n - 1) >= n units of -1.0, which is more than n octaves
-    // below 1, where the result is already 0.
+    // The clamp at -2^30 changes no result: (-x0) * n <= 2^30 puts -2^30 at n or more
+    // units of -1.0, which is more than n octaves below 1, where the result is already 0.
     let x = i64::from(x.clamp(-(1 << 30), 0));
 
     // |x * LOG2_E_Q30| <= 2^30 * 1.45 * 2^30 < 2^61. The dividend is <= 0 and x0 < 0, so
@@ -217,11 +277,8 @@ pub fn shift_exp_quadratic_i32(x: i32, x0: i32, exp_bits: u8) -> i32 {
     let exponent = x * LOG2_E_Q30 / i64::from(x0);
     let (octaves, mantissa) = split_exp2(exponent, exp_bits, ExpApproximation::Quadratic);
 
-    // (-x0) * mantissa < 2^31 * 2^30 = 2^61. The shift 30 - n + octaves is at least 0
-    // because n <= 30, and the result is at most (-x0) * 2^30 >> (30 - n) = (-x0) << n,
-    // which the parameters keep inside an i32.
-    let shift = EXPONENT_FRACTION_BITS - u32::from(exp_bits) + octaves;
-    ((i64::from(-x0) * mantissa) >> shift) as i32
+    // The mantissa is at most 2^30, and octaves <= 30.
+    (mantissa >> octaves) as i32
 }
 
 /// Computes the integer exponential of `x <= 0` with the form `approximation`; see
@@ -248,18 +305,21 @@ pub(crate) fn split_exp2(exponent: i64, exp_bits: u8, approximation: ExpApproxim
     let exponent = exponent.max(0);
     let octaves = (exponent >> EXPONENT_FRACTION_BITS) as u32;
     let fraction = exponent & ((1 << EXPONENT_FRACTION_BITS) - 1);
-    let one = 1i64 << EXPONENT_FRACTION_BITS;
+    let one_q30 = 1i64 << EXPONENT_FRACTION_BITS;
 
     let mantissa = match approximation {
         // 2^-w ~= 1 - w / 2.
-        ExpApproximation::Linear => one - (fraction >> 1),
+        ExpApproximation::Linear => one_q30 - (fraction >> 1),
 
-        // 2^-w ~= 1 - w (b - c w) in Horner form. c * 2^30 < 2^28 and the fraction is below
-        // 2^30, so the first product is below 2^58. The slope b - c w lies in (1/2, b], so
-        // the second product is below 2^30 * 2^30 = 2^60.
+        // 2^-w ~= 1/2 + (1 - w)(1/2 - c w), which is 1 + b r + c r^2 for r = -w and
+        // b = c + 1/2. Both factors are positive and do not increase with w, even after the
+        // floor, so the mantissa never increases with the exponent. c * 2^30 < 2^28 and the
+        // fraction is below 2^30, so the first product is below 2^58; the factors are at
+        // most 2^30 and 2^29, so the second product is at most 2^59.
         ExpApproximation::Quadratic => {
-            let slope = QUADRATIC_B_Q30 - ((QUADRATIC_C_Q30 * fraction) >> EXPONENT_FRACTION_BITS);
-            one - ((fraction * slope) >> EXPONENT_FRACTION_BITS)
+            let remaining = one_q30 - fraction;
+            let half_minus_cw = (one_q30 >> 1) - ((QUADRATIC_C_Q30 * fraction) >> EXPONENT_FRACTION_BITS);
+            (one_q30 >> 1) + ((remaining * half_minus_cw) >> EXPONENT_FRACTION_BITS)
         }
     };
     (octaves, mantissa)
@@ -304,10 +364,11 @@ pub(crate) fn check_rows(kernel: &'static str, len: usize, row_len: usize) -> Re
 fn shiftmax_row(row: &[i32], params: &ShiftmaxParams, out: &mut [u16]) {
     let max = row.iter().copied().max().unwrap_or(0);
 
-    // At most usize::MAX values below 2^31 each: far below 2^63.
+    // Each value is below 2^31, so the i64 sum cannot overflow for rows shorter than 2^32
+    // elements (16 GiB of scores).
     let sum: i64 = row.iter().map(|&x| i64::from(row_exp(x, max, params))).sum();
 
-    // The row maximum contributes (-x0) << n >= 1, so sum >= 1.
+    // The row maximum contributes the exponential of 0, at least 1, so sum >= 1.
     let factor = RECIPROCAL_NUMERATOR / sum;
     let shift = RECIPROCAL_BITS - u32::from(params.probability_bits);
 
@@ -332,7 +393,7 @@ fn row_exp(x: i32, max: i32, params: &ShiftmaxParams) -> i32 {
 impl ShiftmaxParams {
     /// Chooses the parameters for scores with scale `score_scale` (including the
     /// `1 / sqrt(head_dim)` factor), with the refined [`ExpApproximation::Quadratic`],
-    /// [`DEFAULT_EXP_BITS`] and [`DEFAULT_PROBABILITY_BITS`].
+    /// [`DEFAULT_QUADRATIC_EXP_BITS`] and [`DEFAULT_PROBABILITY_BITS`].
     pub fn from_scale(score_scale: f64) -> Result<ShiftmaxParams, QuantError> {
         ShiftmaxParams::from_scale_with(score_scale, ExpApproximation::Quadratic)
     }
@@ -344,10 +405,11 @@ impl ShiftmaxParams {
     }
 
     /// Chooses the parameters for scores with scale `score_scale` and the exponential
-    /// `exp_approximation`, with [`DEFAULT_EXP_BITS`] and [`DEFAULT_PROBABILITY_BITS`].
+    /// `exp_approximation`, with [`DEFAULT_EXP_BITS`] (Linear) or
+    /// [`DEFAULT_QUADRATIC_EXP_BITS`] (Quadratic) and [`DEFAULT_PROBABILITY_BITS`].
     ///
-    /// The input shift is the smallest that keeps `(-x0) << n` inside an i32, so `x0`
-    /// gets 16 bits with the default `n = 15`, whatever the scale.
+    /// The input shift is the smallest that keeps `(-x0) << 15` inside an i32, so `x0`
+    /// gets 16 bits whatever the scale, for both forms.
     pub fn from_scale_with(
         score_scale: f64,
         exp_approximation: ExpApproximation,
@@ -356,7 +418,10 @@ impl ShiftmaxParams {
         Ok(ShiftmaxParams {
             input_shift,
             x0,
-            exp_bits: DEFAULT_EXP_BITS,
+            exp_bits: match exp_approximation {
+                ExpApproximation::Linear => DEFAULT_EXP_BITS,
+                ExpApproximation::Quadratic => DEFAULT_QUADRATIC_EXP_BITS,
+            },
             probability_bits: DEFAULT_PROBABILITY_BITS,
             exp_approximation,
         })
@@ -383,15 +448,42 @@ pub(crate) fn exp_constants(scale: f64, exp_bits: u8, name: &'static str) -> Res
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::quant::dyadic::tests::seeded_rng;
     use rand::rngs::StdRng;
     use rand::Rng;
 
-    /// Largest absolute error of a Shiftmax probability against float64 softmax of the
-    /// same integer scores, asserted by the tests. The measured maximum is printed.
-    const PROBABILITY_ERROR_BOUND: f64 = 0.025;
+    /// Largest absolute error of an I-ViT Shiftmax probability against float64 softmax of
+    /// the same integer scores, asserted by the tests. The measured maximum is printed.
+    const LINEAR_PROBABILITY_ERROR_BOUND: f64 = 0.025;
+
+    /// Largest absolute probability error of the refined Shiftmax.
+    const QUADRATIC_PROBABILITY_ERROR_BOUND: f64 = 0.0015;
+
+    const BOTH: [ExpApproximation; 2] = [ExpApproximation::Linear, ExpApproximation::Quadratic];
+
+    fn bound(approximation: ExpApproximation) -> f64 {
+        match approximation {
+            ExpApproximation::Linear => LINEAR_PROBABILITY_ERROR_BOUND,
+            ExpApproximation::Quadratic => QUADRATIC_PROBABILITY_ERROR_BOUND,
+        }
+    }
+
+    /// Asserts that the code before the offline construction of a kernel file uses no
+    /// floating-point type or literal, comments excluded.
+    pub(crate) fn assert_integer_only(file: &str, run_time: &str) {
+        for (number, line) in run_time.lines().enumerate() {
+            let code = line.split("//").next().unwrap();
+            assert!(!code.contains("f32"), "{file}:{}: {line}", number + 1);
+            assert!(!code.contains("f64"), "{file}:{}: {line}", number + 1);
+
+            let bytes = code.as_bytes();
+            let float_literal =
+                bytes.windows(3).any(|w| w[0].is_ascii_digit() && w[1] == b'.' && w[2].is_ascii_digit());
+            assert!(!float_literal, "{file}:{}: {line}", number + 1);
+        }
+    }
 
     fn standard_normal(rng: &mut StdRng) -> f64 {
         // Box-Muller transform.
@@ -424,14 +516,27 @@ mod tests {
         out
     }
 
+    /// Largest absolute error of the probabilities `out` against `expected`, with its index.
+    fn max_probability_error(out: &[u16], expected: &[f64]) -> (f64, usize) {
+        let mut worst = (0f64, 0usize);
+        for (i, (&p, &want)) in out.iter().zip(expected).enumerate() {
+            let error = (f64::from(p) / 32768.0 - want).abs();
+            if error > worst.0 {
+                worst = (error, i);
+            }
+        }
+        worst
+    }
+
     #[test]
     fn shiftmax_matches_float_softmax() {
         let (mut rng, seed) = seeded_rng();
         let row_len = 197;
-        let mut worst = 0f64;
+        let mut worst = [0f64; 2];
 
         // Scores of int8 q and k: S = S_q * S_k / sqrt(64), with S_q and S_k from 0.01 to
-        // 0.1, and a coarse 8-bit score scale as a second case.
+        // 0.1, and a coarse 8-bit score scale as a second case. Both variants get the same
+        // rows.
         for trial in 0..400 {
             let scale = if trial % 4 == 3 {
                 rng.gen_range(0.02..0.2)
@@ -439,21 +544,23 @@ mod tests {
                 rng.gen_range(0.01..0.1) * rng.gen_range(0.01..0.1) / 8.0
             };
             let spread = [0.3, 1.0, 2.5, 6.0][rng.gen_range(0..4)];
-            let params = ShiftmaxParams::from_scale(scale).unwrap();
             let scores = random_score_row(&mut rng, row_len, spread, scale);
-
-            let out = run_shiftmax(&scores, row_len, &params);
             let expected = float_softmax(&scores, scale);
-            for (i, (&p, &want)) in out.iter().zip(&expected).enumerate() {
-                let error = (f64::from(p) / 32768.0 - want).abs();
-                worst = worst.max(error);
+
+            for (slot, approximation) in worst.iter_mut().zip(BOTH) {
+                let params = ShiftmaxParams::from_scale_with(scale, approximation).unwrap();
+                let out = run_shiftmax(&scores, row_len, &params);
+                let (error, i) = max_probability_error(&out, &expected);
+                *slot = slot.max(error);
                 assert!(
-                    error <= PROBABILITY_ERROR_BOUND,
-                    "seed {seed}, scale {scale}, spread {spread}, {params:?}, element {i}: {p} vs {want}"
+                    error <= bound(approximation),
+                    "seed {seed}, scale {scale}, spread {spread}, {params:?}, element {i}: {} vs {}",
+                    out[i],
+                    expected[i]
                 );
             }
         }
-        eprintln!("max abs probability error over 400 rows of 197: {worst:.5}");
+        eprintln!("max abs probability error over 400 rows of 197: Linear {:.5}, Quadratic {:.5}", worst[0], worst[1]);
     }
 
     #[test]
@@ -463,44 +570,48 @@ mod tests {
         let (mut rng, seed) = seeded_rng();
         let row_len = 197;
         let scale = rng.gen_range(1e-4..1e-3);
-        let params = ShiftmaxParams::from_scale(scale).unwrap();
-        let mut worst = 0f64;
+        let mut worst = [0f64; 2];
 
-        for top in [1usize, 2, 5, 40, 196] {
-            for step in 0..400 {
-                let gap = f64::from(step) * 0.025;
-                let low = -(gap / scale).round() as i32;
-                let scores: Vec<i32> = (0..row_len).map(|i| if i < top { 0 } else { low }).collect();
+        for (slot, approximation) in worst.iter_mut().zip(BOTH) {
+            let params = ShiftmaxParams::from_scale_with(scale, approximation).unwrap();
+            for top in [1usize, 2, 5, 40, 196] {
+                for step in 0..400 {
+                    let gap = f64::from(step) * 0.025;
+                    let low = -(gap / scale).round() as i32;
+                    let scores: Vec<i32> = (0..row_len).map(|i| if i < top { 0 } else { low }).collect();
 
-                let out = run_shiftmax(&scores, row_len, &params);
-                let expected = float_softmax(&scores, scale);
-                for (i, (&p, &want)) in out.iter().zip(&expected).enumerate() {
-                    let error = (f64::from(p) / 32768.0 - want).abs();
-                    worst = worst.max(error);
+                    let out = run_shiftmax(&scores, row_len, &params);
+                    let expected = float_softmax(&scores, scale);
+                    let (error, i) = max_probability_error(&out, &expected);
+                    *slot = slot.max(error);
                     assert!(
-                        error <= PROBABILITY_ERROR_BOUND,
-                        "seed {seed}, scale {scale}, top {top}, gap {gap}, element {i}: {p} vs {want}"
+                        error <= bound(approximation),
+                        "seed {seed}, scale {scale}, {params:?}, top {top}, gap {gap}, element {i}: {} vs {}",
+                        out[i],
+                        expected[i]
                     );
                 }
             }
         }
-        eprintln!("max abs probability error on two-level rows: {worst:.5}");
+        eprintln!("max abs probability error on two-level rows: Linear {:.5}, Quadratic {:.5}", worst[0], worst[1]);
     }
 
     #[test]
     fn shiftmax_rows_sum_below_one() {
         let (mut rng, seed) = seeded_rng();
         let row_len = 131;
-        let params = ShiftmaxParams::from_scale(1e-4).unwrap();
         let scores: Vec<i32> = (0..row_len * 7).map(|_| rng.gen_range(-40_000..40_000)).collect();
 
-        let out = run_shiftmax(&scores, row_len, &params);
-        for (row, probabilities) in out.chunks(row_len).enumerate() {
-            let sum: u32 = probabilities.iter().map(|&p| u32::from(p)).sum();
-            assert!(sum < 1 << 15, "seed {seed}, row {row}: sum {sum}");
-            // Each of the row_len floors loses less than one step, and the reciprocal less
-            // than 2^-30 of the total.
-            assert!(sum > (1 << 15) - row_len as u32 - 1, "seed {seed}, row {row}: sum {sum}");
+        for approximation in BOTH {
+            let params = ShiftmaxParams::from_scale_with(1e-4, approximation).unwrap();
+            let out = run_shiftmax(&scores, row_len, &params);
+            for (row, probabilities) in out.chunks(row_len).enumerate() {
+                let sum: u32 = probabilities.iter().map(|&p| u32::from(p)).sum();
+                assert!(sum < 1 << 15, "seed {seed}, {approximation:?}, row {row}: sum {sum}");
+                // Each of the row_len floors loses less than one step, and the reciprocal
+                // less than 2^-30 of the total.
+                assert!(sum > (1 << 15) - row_len as u32 - 1, "seed {seed}, {approximation:?}, row {row}: sum {sum}");
+            }
         }
     }
 
@@ -508,35 +619,42 @@ mod tests {
     fn shiftmax_uniform_rows_are_exact() {
         // Equal scores get floor((2^15 - 1) / len). The method's 31-bit reciprocal would
         // give 3000 instead of 3276 for 10 elements with x0 = -1000.
-        let params = ShiftmaxParams::from_scale(1e-3).unwrap();
-        for len in [1usize, 2, 3, 10, 197, 577] {
-            let out = run_shiftmax(&vec![5_000; len], len, &params);
-            let expected = (((1u32 << 15) - 1) / len as u32) as u16;
-            assert!(out.iter().all(|&p| p == expected), "len {len}: {out:?}");
+        for approximation in BOTH {
+            let params = ShiftmaxParams::from_scale_with(1e-3, approximation).unwrap();
+            for len in [1usize, 2, 3, 10, 197, 577] {
+                let out = run_shiftmax(&vec![5_000; len], len, &params);
+                let expected = (((1u32 << 15) - 1) / len as u32) as u16;
+                assert!(out.iter().all(|&p| p == expected), "{approximation:?}, len {len}: {out:?}");
+            }
         }
     }
 
     #[test]
     fn shiftmax_peaked_row() {
-        // One score far above the rest gets almost everything; the others get the clamped
-        // exponential 2^-15 of the maximum, which rounds down to 0.
-        let params = ShiftmaxParams::from_scale(1e-3).unwrap();
+        // One score far above the rest gets almost everything. The others get the clamped
+        // exponential 2^-15 of the maximum (Linear) or 0 (Quadratic), which rounds down to 0.
         let mut scores = [-7i32; 11];
         scores[3] = 1_000_000;
-        let out = run_shiftmax(&scores, 11, &params);
-        assert!(out[3] >= 32_750, "{out:?}");
-        assert!(out.iter().enumerate().all(|(i, &p)| i == 3 || p == 0), "{out:?}");
+        let ivit = run_shiftmax(&scores, 11, &ShiftmaxParams::from_scale_ivit(1e-3).unwrap());
+        assert!(ivit[3] >= 32_750, "{ivit:?}");
+        assert!(ivit.iter().enumerate().all(|(i, &p)| i == 3 || p == 0), "{ivit:?}");
+
+        let refined = run_shiftmax(&scores, 11, &ShiftmaxParams::from_scale(1e-3).unwrap());
+        assert_eq!(refined[3], 32_767, "{refined:?}");
+        assert!(refined.iter().enumerate().all(|(i, &p)| i == 3 || p == 0), "{refined:?}");
     }
 
     #[test]
     fn shiftmax_extreme_scores_stay_in_range() {
-        let params = ShiftmaxParams::from_scale(1e-6).unwrap();
         let scores = [i32::MIN, i32::MAX, 0, -1, i32::MAX, i32::MIN + 1];
-        let out = run_shiftmax(&scores, 6, &params);
-        assert_eq!(out[1], out[4]);
-        assert!(out[1] >= 16_380, "{out:?}");
-        for index in [0, 2, 3, 5] {
-            assert!(out[index] <= 1, "element {index}: {out:?}");
+        for approximation in BOTH {
+            let params = ShiftmaxParams::from_scale_with(1e-6, approximation).unwrap();
+            let out = run_shiftmax(&scores, 6, &params);
+            assert_eq!(out[1], out[4]);
+            assert!(out[1] >= 16_380, "{approximation:?}: {out:?}");
+            for index in [0, 2, 3, 5] {
+                assert!(out[index] <= 1, "{approximation:?}, element {index}: {out:?}");
+            }
         }
     }
 
@@ -566,6 +684,99 @@ mod tests {
     }
 
     #[test]
+    fn quadratic_exp_follows_exponential() {
+        // x0 = -65535, the finest x0 of from_scale, over the whole range of 30 octaves.
+        let (mut rng, seed) = seeded_rng();
+        let x0 = -65_535;
+        let scale = 1.0 / 65_535.0;
+        let exp_of_zero = f64::from(1 << 30);
+        let mut worst = 0f64;
+
+        for _ in 0..200_000 {
+            let x = rng.gen_range(-(30.0 * std::f64::consts::LN_2 / scale) as i32..=0);
+            let got = f64::from(shift_exp_quadratic_i32(x, x0, 30)) / exp_of_zero;
+            let want = (f64::from(x) * scale).exp();
+            // 0.268% from the quadratic, and the final floor loses less than one unit of
+            // 2^-30, which weighs most at the smallest values.
+            let relative = (got - want).abs() / want;
+            if want >= 1.0 / 32_768.0 {
+                worst = worst.max(relative);
+            }
+            assert!(relative <= 0.00268 + 1.0 / (exp_of_zero * want), "seed {seed}, x {x}: {got} vs {want}");
+        }
+        eprintln!("quadratic exponential: max relative error {worst:.5} over the first 15 octaves");
+
+        // Exact points: 0, and 0 beyond n octaves.
+        assert_eq!(shift_exp_quadratic_i32(0, x0, 30), 1 << 30);
+        assert_eq!(shift_exp_quadratic_i32(1, x0, 30), 1 << 30);
+        assert_eq!(shift_exp_quadratic_i32(-(1 << 30), x0, 30), 0);
+        assert_eq!(shift_exp_quadratic_i32(-11 * 65_535, x0, 15), 0);
+        assert_eq!(shift_exp_quadratic_i32(i32::MIN, -1, 30), 0);
+        assert_eq!(shift_exp_quadratic_i32(0, -(1 << 30), 1), 1 << 30);
+        assert_eq!(shift_exp_quadratic_i32(-(1 << 30), -(1 << 30), 1), 0);
+    }
+
+    #[test]
+    fn split_exp2_exact_at_octaves() {
+        let one = 1i64 << 30;
+        for approximation in BOTH {
+            for octaves in 0..=15u32 {
+                let exponent = i64::from(octaves) << 30;
+                assert_eq!(split_exp2(exponent, 15, approximation), (octaves, one), "{approximation:?}");
+            }
+            // Just below one octave the mantissa reaches 1/2, and above n octaves it is 0.
+            let (octaves, mantissa) = split_exp2(one - 1, 15, approximation);
+            assert_eq!(octaves, 0);
+            assert!((one / 2..=one / 2 + 1).contains(&mantissa), "{approximation:?}: {mantissa}");
+            assert_eq!(split_exp2((15 << 30) + 1, 15, approximation), (15, 0));
+            assert_eq!(split_exp2(i64::MAX, 30, approximation), (30, 0));
+            assert_eq!(split_exp2(-5, 15, approximation), (0, one));
+        }
+    }
+
+    #[test]
+    fn split_exp2_monotonic_and_accurate() {
+        let (mut rng, seed) = seeded_rng();
+        let one = 1i64 << 30;
+        let mut worst = [0f64; 2];
+
+        for (slot, approximation) in worst.iter_mut().zip(BOTH) {
+            let mut previous = one + 1;
+            let mut fraction = 0i64;
+            while fraction < one {
+                let (_, mantissa) = split_exp2(fraction, 15, approximation);
+                assert!(mantissa <= previous, "seed {seed}, {approximation:?}, fraction {fraction}");
+                assert!((one / 2..=one).contains(&mantissa), "{approximation:?}, fraction {fraction}: {mantissa}");
+
+                let w = fraction as f64 / one as f64;
+                let relative = mantissa as f64 / one as f64 / (-w).exp2() - 1.0;
+                *slot = slot.max(relative.abs());
+                previous = mantissa;
+                fraction += rng.gen_range(1..20_000);
+            }
+        }
+        eprintln!("2^-w on [0, 1): max relative error Linear {:.5}, Quadratic {:.6}", worst[0], worst[1]);
+        assert!(worst[0] <= 0.0615, "seed {seed}: {worst:?}");
+        assert!(worst[1] <= 0.00268, "seed {seed}: {worst:?}");
+    }
+
+    #[test]
+    fn exp_decreases_with_argument() {
+        let (mut rng, seed) = seeded_rng();
+        for approximation in BOTH {
+            let x0 = -rng.gen_range(1_000..65_536);
+            let mut previous = i32::MAX;
+            let mut x = 0i32;
+            while x > 16 * x0 {
+                let value = exp_i32(x, x0, 15, approximation);
+                assert!(value <= previous, "seed {seed}, {approximation:?}, x0 {x0}, x {x}");
+                previous = value;
+                x -= rng.gen_range(1..50);
+            }
+        }
+    }
+
+    #[test]
     fn from_scale_uses_minimal_shift() {
         let (mut rng, seed) = seeded_rng();
 
@@ -573,6 +784,10 @@ mod tests {
             let scale = rng.gen_range(-40.0f64..10.0).exp2();
             let params = ShiftmaxParams::from_scale(scale).unwrap();
             params.validate().unwrap_or_else(|err| panic!("seed {seed}, scale {scale}: {err}"));
+            let ivit = ShiftmaxParams::from_scale_ivit(scale).unwrap();
+            ivit.validate().unwrap_or_else(|err| panic!("seed {seed}, scale {scale}: {err}"));
+            let expected = ShiftmaxParams { exp_bits: 15, exp_approximation: ExpApproximation::Linear, ..params };
+            assert_eq!(ivit, expected, "seed {seed}, scale {scale}");
 
             let shifted_scale = scale * f64::from(params.input_shift).exp2();
             assert_eq!(f64::from(params.x0), (-1.0 / shifted_scale).floor(), "seed {seed}, scale {scale}");
@@ -585,31 +800,122 @@ mod tests {
     }
 
     #[test]
-    fn shiftmax_rejects_bad_arguments() {
-        let params = ShiftmaxParams::from_scale(1e-3).unwrap();
-        let mut out = [0u16; 8];
-        assert_eq!(
-            shiftmax_i32_u16(&[0; 8], 3, &params, &mut out),
-            Err(KernelError::NotWholeRows { name: "Shiftmax", len: 8, row_len: 3 })
-        );
-        assert!(shiftmax_i32_u16(&[0; 8], 0, &params, &mut out).is_err());
-        assert!(shiftmax_i32_u16(&[0; 4], 4, &params, &mut out).is_err());
+    fn from_scale_selects_forms() {
+        let refined = ShiftmaxParams::from_scale(1e-4).unwrap();
+        assert_eq!(refined.exp_approximation, ExpApproximation::Quadratic);
+        assert_eq!(refined.exp_bits, DEFAULT_QUADRATIC_EXP_BITS);
 
-        for bad in [
-            ShiftmaxParams { x0: 0, ..params },
-            ShiftmaxParams { exp_bits: 0, ..params },
-            ShiftmaxParams { exp_bits: 31, ..params },
-            ShiftmaxParams { x0: -(1 << 16), exp_bits: 15, ..params },
-            ShiftmaxParams { probability_bits: 16, ..params },
-            ShiftmaxParams { probability_bits: 0, ..params },
-            ShiftmaxParams { input_shift: 31, ..params },
-            ShiftmaxParams { input_shift: -31, ..params },
-        ] {
-            assert!(shiftmax_i32_u16(&[0; 8], 8, &bad, &mut out).is_err(), "{bad:?}");
+        let ivit = ShiftmaxParams::from_scale_ivit(1e-4).unwrap();
+        assert_eq!(ivit.exp_approximation, ExpApproximation::Linear);
+        assert_eq!(ivit.exp_bits, DEFAULT_EXP_BITS);
+    }
+
+    #[test]
+    fn valid_extreme_params_stay_in_range() {
+        // Random parameters within the validated ranges, on rows with extreme scores: no
+        // intermediate may overflow (the test profile checks overflow), and every row sums
+        // to less than one.
+        let (mut rng, seed) = seeded_rng();
+        let row_len = 23;
+        let mut scores: Vec<i32> = (0..row_len * 4).map(|_| rng.gen()).collect();
+        scores.extend([i32::MIN, i32::MAX, 0, -1, 1, i32::MIN + 1].iter().cycle().take(row_len));
+
+        for trial in 0..2000 {
+            let exp_bits = rng.gen_range(1..=30u8);
+            let exp_approximation = BOTH[trial % 2];
+            let max_x0 = match exp_approximation {
+                ExpApproximation::Linear => i32::MAX >> exp_bits,
+                ExpApproximation::Quadratic => (1 << 30) / i32::from(exp_bits),
+            };
+            let params = ShiftmaxParams {
+                input_shift: rng.gen_range(-30..=30),
+                x0: if trial % 3 == 0 { -max_x0 } else { -rng.gen_range(1..=max_x0) },
+                exp_bits,
+                probability_bits: rng.gen_range(1..=15),
+                exp_approximation,
+            };
+            params.validate().unwrap_or_else(|err| panic!("seed {seed}, {params:?}: {err}"));
+
+            let out = run_shiftmax(&scores, row_len, &params);
+            for probabilities in out.chunks(row_len) {
+                let sum: u32 = probabilities.iter().map(|&p| u32::from(p)).sum();
+                assert!(sum < 1 << params.probability_bits, "seed {seed}, {params:?}: {probabilities:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn shiftmax_rejects_bad_arguments() {
+        let mut out = [0u16; 8];
+        for approximation in BOTH {
+            let params = ShiftmaxParams::from_scale_with(1e-3, approximation).unwrap();
+            assert_eq!(
+                shiftmax_i32_u16(&[0; 8], 3, &params, &mut out),
+                Err(KernelError::NotWholeRows { name: "Shiftmax", len: 8, row_len: 3 })
+            );
+            assert!(shiftmax_i32_u16(&[0; 8], 0, &params, &mut out).is_err());
+            assert!(shiftmax_i32_u16(&[0; 4], 4, &params, &mut out).is_err());
+
+            // The largest -x0 for n = 15, plus one.
+            let too_wide = match approximation {
+                ExpApproximation::Linear => 1 << 16,
+                ExpApproximation::Quadratic => (1 << 30) / 15 + 1,
+            };
+            assert!(ShiftmaxParams { x0: 1 - too_wide, exp_bits: 15, ..params }.validate().is_ok());
+            for bad in [
+                ShiftmaxParams { x0: 0, ..params },
+                ShiftmaxParams { exp_bits: 0, ..params },
+                ShiftmaxParams { exp_bits: 31, ..params },
+                ShiftmaxParams { x0: -too_wide, exp_bits: 15, ..params },
+                ShiftmaxParams { probability_bits: 16, ..params },
+                ShiftmaxParams { probability_bits: 0, ..params },
+                ShiftmaxParams { input_shift: 31, ..params },
+                ShiftmaxParams { input_shift: -31, ..params },
+            ] {
+                assert!(shiftmax_i32_u16(&[0; 8], 8, &bad, &mut out).is_err(), "{bad:?}");
+            }
         }
 
-        assert!(ShiftmaxParams::from_scale(0.0).is_err());
-        assert!(ShiftmaxParams::from_scale(f64::NAN).is_err());
-        assert!(ShiftmaxParams::from_scale(1e-20).is_err());
+        for from_scale in [ShiftmaxParams::from_scale, ShiftmaxParams::from_scale_ivit] {
+            assert!(from_scale(0.0).is_err());
+            assert!(from_scale(f64::NAN).is_err());
+            assert!(from_scale(1e-20).is_err());
+        }
+    }
+
+    #[test]
+    fn exp_constants_match_definitions() {
+        let q30 = f64::from(1u32 << 30);
+        assert_eq!(LOG2_E_Q30, (std::f64::consts::LOG2_E * q30).round() as i64);
+
+        // c is the minimax choice: the largest relative errors of 1/2 + (1 + r)(1/2 + c r)
+        // against 2^r above and below are equal, 0.268%.
+        let c = QUADRATIC_C_Q30 as f64 / q30;
+        let (mut above, mut below) = (0f64, 0f64);
+        for i in 0..=100_000 {
+            let r = -f64::from(i) / 100_000.0;
+            let relative = (0.5 + (1.0 + r) * (0.5 + c * r)) / r.exp2() - 1.0;
+            above = above.max(relative);
+            below = below.min(relative);
+        }
+        assert!((above - 0.002679).abs() < 1e-6, "{above}");
+        assert!((below + 0.002679).abs() < 1e-6, "{below}");
+    }
+
+    #[test]
+    fn params_round_trip_through_serde() {
+        for params in [ShiftmaxParams::from_scale(3e-5).unwrap(), ShiftmaxParams::from_scale_ivit(3e-5).unwrap()] {
+            let json = serde_json::to_string(&params).unwrap();
+            assert_eq!(serde_json::from_str::<ShiftmaxParams>(&json).unwrap(), params, "{json}");
+            let bytes = bincode::serialize(&params).unwrap();
+            assert_eq!(bincode::deserialize::<ShiftmaxParams>(&bytes).unwrap(), params);
+        }
+    }
+
+    #[test]
+    fn run_time_code_has_no_float() {
+        let source = include_str!("shiftmax.rs");
+        let run_time = &source[..source.find("// Offline construction").unwrap()];
+        assert_integer_only("shiftmax.rs", run_time);
     }
 }

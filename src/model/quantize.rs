@@ -21,9 +21,44 @@ const INT16_LEVELS: u32 = 32767;
 /// keep headroom of 2^7 above it.
 const LOGIT_LEVELS: u32 = 1 << 24;
 
+/// Which forms of the integer exponential and GELU the model uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Approximations {
+    /// Shiftmax and ShiftGELU as published in I-ViT: 2^r ~= 1 + r/2, log2 e ~= 1.4375 by
+    /// shifts, and GELU(x) ~= x sigmoid(1.702 x).
+    Ivit,
+    /// A quadratic 2^r, a 30-bit log2 e, and GELU(x) ~= x sigmoid(1.5958 x + 0.0714 x^3)
+    /// (the tanh form of GELU); integer-only as well, and several times more accurate.
+    #[default]
+    Refined,
+}
+
+impl std::str::FromStr for Approximations {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "ivit" => Ok(Approximations::Ivit),
+            "refined" => Ok(Approximations::Refined),
+            other => Err(format!("invalid approximation set {other:?}; use ivit or refined")),
+        }
+    }
+}
+
+impl std::fmt::Display for Approximations {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Approximations::Ivit => "ivit",
+            Approximations::Refined => "refined",
+        })
+    }
+}
+
 /// Choices of the quantization.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct QuantizeOptions {
+    /// Forms of the integer exponential (Shiftmax, ShiftGELU) and of the GELU argument.
+    pub approximations: Approximations,
     /// Observer of the int8 activations (LayerNorm outputs, q, k, v, context, GELU output).
     pub observer: Observer,
     /// Observer of the int16 tensors (residual stream, GELU input).
@@ -32,7 +67,7 @@ pub struct QuantizeOptions {
 
 impl Default for QuantizeOptions {
     fn default() -> Self {
-        QuantizeOptions { observer: Observer::Mse, wide_observer: Observer::MinMax }
+        QuantizeOptions { approximations: Approximations::Refined, observer: Observer::Mse, wide_observer: Observer::MinMax }
     }
 }
 
@@ -78,8 +113,9 @@ pub fn quantize(
     q.record("head", vec![logit_scale]);
 
     let calibration_note = format!(
-        "{} calibration images; int8 observer {}, int16 observer {}",
+        "{} calibration images; {} approximations; int8 observer {}, int16 observer {}",
         calibration.images(),
+        options.approximations,
         options.observer,
         options.wide_observer
     );
@@ -150,7 +186,11 @@ impl Quantizer<'_> {
         let qkv = self.linear_per_input_channel(&p("attn.qkv"), &float.attn.qkv, &norm1_scales, &qkv_out)?;
 
         let score_scale = q_scale * k_scale / (head_dim as f64).sqrt();
-        let shiftmax = ShiftmaxParams::from_scale(score_scale).map_err(quant_err(&p("attn.softmax")))?;
+        let shiftmax = match self.options.approximations {
+            Approximations::Ivit => ShiftmaxParams::from_scale_ivit(score_scale),
+            Approximations::Refined => ShiftmaxParams::from_scale(score_scale),
+        }
+        .map_err(quant_err(&p("attn.softmax")))?;
 
         // Context channel c is a weighted sum of v channel c, at scale 2^-15 * S_v[c].
         let context_scales = self.channel_scales(&p("attn.context"))?;
@@ -168,7 +208,11 @@ impl Quantizer<'_> {
         let fc1_scale = self.scale(&p("mlp.fc1"), Width::Wide)?;
         let fc1_out = vec![fc1_scale; float.mlp.fc1.out_features];
         let fc1 = self.linear_per_input_channel(&p("mlp.fc1"), &float.mlp.fc1, &norm2_scales, &fc1_out)?;
-        let gelu = ShiftGeluParams::from_scale(fc1_scale).map_err(quant_err(&p("mlp.act")))?;
+        let gelu = match self.options.approximations {
+            Approximations::Ivit => ShiftGeluParams::from_scale_ivit(fc1_scale),
+            Approximations::Refined => ShiftGeluParams::from_scale(fc1_scale),
+        }
+        .map_err(quant_err(&p("mlp.act")))?;
         let act_scales = self.channel_scales(&p("mlp.act"))?;
         let gelu_scale = gelu.output_scale(fc1_scale);
         let gelu_out = act_scales

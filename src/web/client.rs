@@ -31,13 +31,16 @@ pub struct WorkerClient {
 
 impl WorkerClient {
     /// Starts `web/worker.js` as a module worker on this build's package. `on_response`
-    /// receives every response, and a [`Response::Error`] for worker failures that no
-    /// request caused (a script that fails to load, an uncaught exception).
-    pub fn spawn(on_response: impl Fn(ResponseMessage) + 'static) -> Result<WorkerClient, String> {
+    /// receives every response, and a fatal [`Response::Error`] for worker failures that no
+    /// request caused (a script that fails to load, an uncaught exception). `test_hooks`
+    /// makes the worker honour the test-only requests.
+    pub fn spawn(on_response: impl Fn(ResponseMessage) + 'static, test_hooks: bool) -> Result<WorkerClient, String> {
         let options = WorkerOptions::new();
         options.set_type(WorkerType::Module);
-        let url = format!("{WORKER_SCRIPT}?pkg={}", package_dir());
-        let worker = Worker::new_with_options(&url, &options).map_err(|err| format!("worker {url} could not be started: {err:?}"))?;
+        let hooks = if test_hooks { "&test-hooks=1" } else { "" };
+        let url = format!("{WORKER_SCRIPT}?pkg={}{hooks}", package_dir());
+        let worker = Worker::new_with_options(&url, &options)
+            .map_err(|err| format!("worker {url} could not be started: {err:?}"))?;
 
         let on_response = std::rc::Rc::new(on_response);
         let on_message = {
@@ -45,13 +48,27 @@ impl WorkerClient {
             Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| on_response(parse_reply(event.data())))
         };
         let on_error = Closure::<dyn FnMut(ErrorEvent)>::new(move |event: ErrorEvent| {
-            let message = format!("worker failed: {} ({}:{})", event.message(), event.filename(), event.lineno());
-            on_response(ResponseMessage { id: None, response: Response::Error { message } });
+            let message = format!(
+                "worker failed: {} ({}:{})",
+                event.message(),
+                event.filename(),
+                event.lineno()
+            );
+            on_response(ResponseMessage {
+                id: None,
+                response: Response::Error { message },
+                fatal: true,
+            });
         });
         worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
         worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
 
-        Ok(WorkerClient { worker, next_id: Cell::new(1), _on_message: on_message, _on_error: on_error })
+        Ok(WorkerClient {
+            worker,
+            next_id: Cell::new(1),
+            _on_message: on_message,
+            _on_error: on_error,
+        })
     }
 
     /// Posts `request` to the worker; returns the id its response will carry.
@@ -60,7 +77,9 @@ impl WorkerClient {
         self.next_id.set(id.wrapping_add(1));
 
         let message = to_js(&RequestMessage { id, request })?;
-        self.worker.post_message(&message).map_err(|err| format!("request {id} could not be posted to the worker: {err:?}"))?;
+        self.worker
+            .post_message(&message)
+            .map_err(|err| format!("request {id} could not be posted to the worker: {err:?}"))?;
         Ok(id)
     }
 }
@@ -73,6 +92,11 @@ impl Drop for WorkerClient {
 
 /// Parses a worker message; a malformed one becomes a [`Response::Error`] without an id.
 fn parse_reply(data: JsValue) -> ResponseMessage {
-    from_js::<ResponseMessage>(data)
-        .unwrap_or_else(|message| ResponseMessage { id: None, response: Response::Error { message: format!("worker sent an invalid response: {message}") } })
+    from_js::<ResponseMessage>(data).unwrap_or_else(|message| ResponseMessage {
+        id: None,
+        response: Response::Error {
+            message: format!("worker sent an invalid response: {message}"),
+        },
+        fatal: false,
+    })
 }

@@ -1,26 +1,36 @@
-//! The worker's side of the protocol: keeps the loaded model and answers requests.
+//! The worker's side of the protocol: keeps the loaded models and answers requests.
+
+use std::collections::HashMap;
 
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use crate::image;
+use crate::compare::{compare_paths, dequantize_logits};
+use crate::image::{self, Preprocessed};
 use crate::labels::{self, ImageNetClass};
+use crate::model::format::MAGIC;
+use crate::model::integer::{IntVit, IntegerOps};
 use crate::model::{self, FloatVit, PreprocessConfig};
-use crate::profile::{Clock, PathKind, Profiler};
+use crate::profile::{Clock, ErrorStats, PathKind, Profiler};
 
-use super::protocol::{from_js, to_js, ClassScore, Request, RequestMessage, Response, ResponseMessage};
+use super::protocol::{
+    from_js, to_js, ClassScore, Mode, PathResult, Request, RequestMessage, Response, ResponseMessage,
+};
 
 /// Number of classes a classification reports.
 const TOP_CLASSES: usize = 5;
 
-/// The inference state of one worker: the loaded model and the class names.
+/// The inference state of one worker: the loaded models and the class names.
 ///
-/// JavaScript creates one with `new WorkerEngine()` after the module (and, in the threaded
-/// build, the rayon pool) is initialised, and passes every received message to `handle`.
+/// JavaScript creates one with `new WorkerEngine(testHooks)` after the module (and, in the
+/// threaded build, the rayon pool) is initialised, and passes every received message to
+/// `handle`.
 #[wasm_bindgen]
 pub struct WorkerEngine {
     float: Option<LoadedFloat>,
+    int: Option<IntVit>,
     classes: Vec<ImageNetClass>,
+    test_hooks: bool,
 }
 
 /// A float model with the preprocessing its checkpoint expects.
@@ -31,10 +41,16 @@ struct LoadedFloat {
 
 #[wasm_bindgen]
 impl WorkerEngine {
+    /// `test_hooks` enables [`Request::IntLogits`] and [`Request::Panic`].
     #[wasm_bindgen(constructor)]
-    pub fn new() -> WorkerEngine {
+    pub fn new(test_hooks: bool) -> WorkerEngine {
         console_error_panic_hook::set_once();
-        WorkerEngine { float: None, classes: labels::imagenet_classes() }
+        WorkerEngine {
+            float: None,
+            int: None,
+            classes: labels::imagenet_classes(),
+            test_hooks,
+        }
     }
 
     /// Answers one request message (a [`RequestMessage`] as a JavaScript value) with a
@@ -42,17 +58,19 @@ impl WorkerEngine {
     /// a [`Response::Error`].
     pub fn handle(&mut self, message: JsValue) -> JsValue {
         let reply = match from_js::<RequestMessage>(message.clone()) {
-            Ok(RequestMessage { id, request }) => ResponseMessage { id: Some(id), response: self.respond(request) },
-            Err(reason) => ResponseMessage { id: read_id(&message), response: Response::Error { message: reason } },
+            Ok(RequestMessage { id, request }) => ResponseMessage {
+                id: Some(id),
+                response: self.respond(request),
+                fatal: false,
+            },
+            Err(reason) => ResponseMessage {
+                id: read_id(&message),
+                response: Response::Error { message: reason },
+                fatal: false,
+            },
         };
 
         to_js(&reply).unwrap_or_else(|reason| JsValue::from_str(&reason))
-    }
-}
-
-impl Default for WorkerEngine {
-    fn default() -> Self {
-        WorkerEngine::new()
     }
 }
 
@@ -60,68 +78,234 @@ impl WorkerEngine {
     /// Runs one request; failures become [`Response::Error`].
     pub fn respond(&mut self, request: Request) -> Response {
         let outcome = match request {
-            Request::Init => Ok(initialized()),
+            Request::Init => Ok(self.initialized()),
             Request::LoadModel { bytes } => self.load_model(&bytes),
             Request::Classify { image, mode } => self.classify(&image, mode),
+            Request::Predict { image } => self.predict(&image),
+            Request::IntLogits { crop } => self.int_logits(&crop),
+            Request::Panic => self.panic_for_test(),
         };
 
         outcome.unwrap_or_else(|message| Response::Error { message })
     }
 
-    fn load_model(&mut self, bytes: &[u8]) -> Result<Response, String> {
-        // NOTE: only float safetensors checkpoints load so far; quantized `.ivit` files
-        // need the integer model's loader.
-        let (model, preprocess) = model::load_float(bytes, None).map_err(|err| format!("model could not be loaded: {err}"))?;
-
-        let config = &model.config;
-        let summary = format!(
-            "float ViT: {} blocks, width {}, {} heads, {} classes, {} x {} input",
-            config.depth, config.embed_dim, config.num_heads, config.num_classes, config.image_size, config.image_size
-        );
-        self.float = Some(LoadedFloat { model, preprocess });
-        Ok(Response::ModelLoaded { path: PathKind::Float, summary })
-    }
-
-    fn classify(&self, image_bytes: &[u8], mode: PathKind) -> Result<Response, String> {
-        match mode {
-            PathKind::Float => self.classify_float(image_bytes),
-            PathKind::Int => Err("the integer path is not available in the browser yet; classify with mode \"float\"".to_string()),
+    fn initialized(&self) -> Response {
+        Response::Initialized {
+            threads: rayon::current_num_threads(),
+            simd: super::built_with_simd128(),
+            test_hooks: self.test_hooks,
         }
     }
 
-    fn classify_float(&self, image_bytes: &[u8]) -> Result<Response, String> {
-        let loaded = self.float.as_ref().ok_or("no model is loaded; send LoadModel with a .safetensors checkpoint first")?;
+    fn load_model(&mut self, bytes: &[u8]) -> Result<Response, String> {
+        if bytes.starts_with(&MAGIC) {
+            return self.load_int(bytes);
+        }
 
-        let decoded = image::decode(image_bytes).map_err(|err| err.to_string())?;
-        let crop = image::resize_and_crop(&decoded, &loaded.preprocess).map_err(|err| err.to_string())?;
-        let input = image::normalize(&crop, &loaded.preprocess);
-
-        let clock = PerformanceClock::from_global()?;
-        let mut profiler = Profiler::with_clock(&clock, PathKind::Float);
-        let start = clock.now_us();
-        let logits = loaded.model.forward(&input, &mut profiler);
-        let micros = clock.now_us() - start;
-
-        let top = self.top_classes(&logits);
-        Ok(Response::Classified { mode: PathKind::Float, top, micros, layers: profiler.into_records() })
+        let (model, preprocess) = model::load_float(bytes, None)
+            .map_err(|err| format!("the float model could not be loaded: {err}"))?;
+        let summary = describe_config("float", &model.config);
+        self.float = Some(LoadedFloat { model, preprocess });
+        Ok(Response::ModelLoaded {
+            path: PathKind::Float,
+            summary,
+            calibration_images: Vec::new(),
+        })
     }
 
-    fn top_classes(&self, logits: &[f32]) -> Vec<ClassScore> {
-        let probabilities = labels::softmax(logits);
-        labels::top_k(&probabilities, TOP_CLASSES)
+    fn load_int(&mut self, bytes: &[u8]) -> Result<Response, String> {
+        let model = model::load_int(bytes).map_err(|err| {
+            format!("the integer model could not be loaded: {err}; make it again with `ivit quantize`")
+        })?;
+        let summary = format!(
+            "{}, calibrated on {}",
+            describe_config("integer", &model.config),
+            model.calibration
+        );
+        let calibration_images = model.calibration_images.clone();
+        self.int = Some(model);
+        Ok(Response::ModelLoaded {
+            path: PathKind::Int,
+            summary,
+            calibration_images,
+        })
+    }
+
+    /// The preprocessing of the float checkpoint, else the one stored in the integer model.
+    fn preprocess_config(&self) -> Result<&PreprocessConfig, String> {
+        self.float
+            .as_ref()
+            .map(|loaded| &loaded.preprocess)
+            .or(self.int.as_ref().map(|int| &int.preprocess))
+            .ok_or_else(|| "no model is loaded yet; wait until the models have loaded".to_string())
+    }
+
+    fn prepare(&self, image_bytes: &[u8]) -> Result<Preprocessed, String> {
+        let config = self.preprocess_config()?;
+        image::preprocess(image_bytes, config).map_err(|err| err.to_string())
+    }
+
+    fn float_model(&self) -> Result<&FloatVit, String> {
+        self.float
+            .as_ref()
+            .map(|loaded| &loaded.model)
+            .ok_or_else(|| "the float model is not loaded; reload the page or choose the Integer mode".to_string())
+    }
+
+    fn int_model(&self) -> Result<&IntVit, String> {
+        self.int
+            .as_ref()
+            .ok_or_else(|| "the integer model is not loaded; reload the page or choose the Float mode".to_string())
+    }
+
+    fn classify(&self, image_bytes: &[u8], mode: Mode) -> Result<Response, String> {
+        // Fail before decoding when a needed model is missing.
+        if mode.runs_float() {
+            self.float_model()?;
+        }
+        if mode.runs_int() {
+            self.int_model()?;
+        }
+
+        let prepared = self.prepare(image_bytes)?;
+        let clock = PerformanceClock::from_global()?;
+        let float = mode
+            .runs_float()
+            .then(|| self.run_float(&prepared.tensor, &clock))
+            .transpose()?;
+        let mut int = mode
+            .runs_int()
+            .then(|| self.run_int(&prepared.crop.data, &clock))
+            .transpose()?;
+
+        if let (Mode::Compare, Some(int)) = (mode, int.as_mut()) {
+            let errors = self.layer_errors(&prepared, &clock)?;
+            for record in &mut int.layers {
+                record.error = errors.get(&record.layer).copied();
+            }
+        }
+
+        Ok(Response::Classified {
+            mode,
+            crop_size: prepared.crop.width,
+            crop: prepared.crop.data,
+            float,
+            int,
+        })
+    }
+
+    /// A timed float forward pass.
+    fn run_float(&self, tensor: &[f32], clock: &PerformanceClock) -> Result<PathResult, String> {
+        let model = self.float_model()?;
+        let mut profiler = Profiler::with_clock(clock, PathKind::Float);
+        let start = clock.now_us();
+        let logits = model.forward(tensor, &mut profiler);
+        let micros = clock.now_us() - start;
+
+        Ok(PathResult {
+            top: self.top_classes(&labels::softmax(&logits), &labels::top_k(&logits, TOP_CLASSES)),
+            micros,
+            layers: profiler.into_records(),
+        })
+    }
+
+    /// A timed integer forward pass, without activation tracing.
+    fn run_int(&self, crop: &[u8], clock: &PerformanceClock) -> Result<PathResult, String> {
+        let model = self.int_model()?;
+        let mut profiler = Profiler::with_clock(clock, PathKind::Int);
+        let start = clock.now_us();
+        let logits = model.forward(crop, &mut profiler).map_err(|err| err.to_string())?;
+        let micros = clock.now_us() - start;
+
+        let probabilities = labels::softmax(&dequantize_logits(model, &logits));
+        Ok(PathResult {
+            top: self.top_classes(&probabilities, &labels::top_k(&logits, TOP_CLASSES)),
+            micros,
+            layers: profiler.into_records(),
+        })
+    }
+
+    /// Runs both paths once more with activation tracing and returns the error of each
+    /// integer layer against the float one. The traced run's timings are discarded, because
+    /// tracing slows both paths.
+    fn layer_errors(&self, prepared: &Preprocessed, clock: &PerformanceClock) -> Result<HashMap<String, ErrorStats>, String> {
+        let comparison = compare_paths(
+            self.float_model()?,
+            self.int_model()?,
+            &IntegerOps,
+            &prepared.tensor,
+            &prepared.crop.data,
+            clock,
+        )
+        .map_err(|err| err.to_string())?;
+
+        Ok(comparison
+            .records
             .into_iter()
-            .map(|index| ClassScore {
+            .filter(|record| record.path == PathKind::Int)
+            .filter_map(|record| Some((record.layer, record.error?)))
+            .collect())
+    }
+
+    fn predict(&self, image_bytes: &[u8]) -> Result<Response, String> {
+        let prepared = self.prepare(image_bytes)?;
+
+        let float_top5 = self.float.as_ref().map(|loaded| {
+            let logits = loaded.model.forward(&prepared.tensor, &mut Profiler::disabled(PathKind::Float));
+            labels::top_k(&logits, TOP_CLASSES)
+        });
+        let int_top5 = match &self.int {
+            Some(model) => {
+                let logits = model.forward_untimed(&prepared.crop.data).map_err(|err| err.to_string())?;
+                Some(labels::top_k(&logits, TOP_CLASSES))
+            }
+            None => None,
+        };
+
+        Ok(Response::Predicted { float_top5, int_top5 })
+    }
+
+    fn int_logits(&self, crop: &[u8]) -> Result<Response, String> {
+        self.require_test_hooks("IntLogits")?;
+        let logits = self.int_model()?.forward_untimed(crop).map_err(|err| err.to_string())?;
+        Ok(Response::IntLogits { logits })
+    }
+
+    fn panic_for_test(&self) -> Result<Response, String> {
+        self.require_test_hooks("Panic")?;
+        panic!("engine panic requested through the test hook");
+    }
+
+    fn require_test_hooks(&self, request: &str) -> Result<(), String> {
+        if self.test_hooks {
+            Ok(())
+        } else {
+            Err(format!(
+                "the {request} request is a test hook; open the page with ?test-hooks=1 to use it"
+            ))
+        }
+    }
+
+    fn top_classes(&self, probabilities: &[f32], order: &[usize]) -> Vec<ClassScore> {
+        order
+            .iter()
+            .map(|&index| ClassScore {
                 index,
-                label: self.classes.get(index).map_or_else(|| format!("class {index}"), |class| class.name.clone()),
-                probability: probabilities[index],
+                label: self
+                    .classes
+                    .get(index)
+                    .map_or_else(|| format!("class {index}"), |class| class.name.clone()),
+                probability: probabilities.get(index).copied().unwrap_or(0.0),
             })
             .collect()
     }
 }
 
-/// The worker's capabilities.
-fn initialized() -> Response {
-    Response::Initialized { threads: rayon::current_num_threads(), simd: super::built_with_simd128() }
+fn describe_config(kind: &str, config: &model::VitConfig) -> String {
+    format!(
+        "{kind} ViT: {} blocks, width {}, {} heads, {} classes, {} x {} input",
+        config.depth, config.embed_dim, config.num_heads, config.num_classes, config.image_size, config.image_size
+    )
 }
 
 /// Reads a numeric `id` property from a message that failed to parse as a whole.

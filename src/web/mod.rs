@@ -9,9 +9,12 @@
 //! call on the page's thread would block it.
 
 pub mod app;
+pub mod batch;
 pub mod client;
 pub mod engine;
+pub mod io;
 pub mod protocol;
+pub mod view;
 
 use wasm_bindgen::prelude::*;
 
@@ -32,7 +35,11 @@ pub fn start_app() -> Result<(), JsValue> {
     let root = web_sys::window()
         .and_then(|window| window.document())
         .and_then(|document| document.get_element_by_id(ROOT_ELEMENT_ID))
-        .ok_or_else(|| JsValue::from_str(&format!("the page has no element with id \"{ROOT_ELEMENT_ID}\" to render into")))?;
+        .ok_or_else(|| {
+            JsValue::from_str(&format!(
+                "the page has no element with id \"{ROOT_ELEMENT_ID}\" to render into"
+            ))
+        })?;
 
     yew::Renderer::<app::App>::with_root(root).render();
     Ok(())

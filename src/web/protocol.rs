@@ -1,10 +1,10 @@
 //! Messages between the page and its inference worker.
 //!
 //! Both directions carry one envelope per `postMessage`, converted between Rust and
-//! JavaScript values with `serde-wasm-bindgen`. Byte fields (model files, images) cross as
-//! `Uint8Array`s rather than arrays of numbers. Enums use serde's external tagging, so a
-//! request reads `{ id: 3, request: { Classify: { image, mode: "float" } } }` in JavaScript
-//! and a unit variant is a bare string (`{ id: 1, request: "Init" }`).
+//! JavaScript values with `serde-wasm-bindgen`. Byte fields (model files, images, crops)
+//! cross as `Uint8Array`s rather than arrays of numbers. Enums use serde's external tagging,
+//! so a request reads `{ id: 3, request: { Classify: { image, mode: "compare" } } }` in
+//! JavaScript and a unit variant is a bare string (`{ id: 1, request: "Init" }`).
 
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsValue;
@@ -18,22 +18,58 @@ pub struct RequestMessage {
     pub request: Request,
 }
 
+/// Which forward passes a classification runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Int,
+    Float,
+    /// Both paths on the same input, plus a traced run for the per-layer error.
+    Compare,
+}
+
+impl Mode {
+    pub fn runs_float(self) -> bool {
+        matches!(self, Mode::Float | Mode::Compare)
+    }
+
+    pub fn runs_int(self) -> bool {
+        matches!(self, Mode::Int | Mode::Compare)
+    }
+}
+
 /// What the page asks the worker to do.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Request {
     /// Reports the worker's capabilities; the first request the page sends.
     Init,
-    /// Parses a model file and keeps it for later classifications.
+    /// Parses a model file and keeps it: a quantized `.ivit` file (recognised by its magic
+    /// bytes) becomes the integer model, anything else is read as a float safetensors
+    /// checkpoint.
     LoadModel {
         #[serde(with = "serde_bytes")]
         bytes: Vec<u8>,
     },
-    /// Decodes, preprocesses and classifies one image file (PNG, JPEG, ...).
+    /// Decodes, preprocesses and classifies one image file (PNG, JPEG, ...), with timings.
     Classify {
         #[serde(with = "serde_bytes")]
         image: Vec<u8>,
-        mode: PathKind,
+        mode: Mode,
     },
+    /// Classifies one image file on both paths without timings or crop, for batch accuracy.
+    Predict {
+        #[serde(with = "serde_bytes")]
+        image: Vec<u8>,
+    },
+    /// Test hook: the integer path's logits for a crop `[size, size, 3]`. The worker honours
+    /// it only when its URL has `test-hooks=1`.
+    IntLogits {
+        #[serde(with = "serde_bytes")]
+        crop: Vec<u8>,
+    },
+    /// Test hook: makes the engine panic, to test the page's recovery. The worker honours
+    /// it only when its URL has `test-hooks=1`.
+    Panic,
 }
 
 /// A response with the id of the request it answers; `id` is `None` when the request could
@@ -42,6 +78,22 @@ pub enum Request {
 pub struct ResponseMessage {
     pub id: Option<u32>,
     pub response: Response,
+    /// Set by `web/worker.js` when the engine trapped (a Rust panic): the worker must be
+    /// replaced, because its module's state is no longer usable.
+    #[serde(default)]
+    pub fatal: bool,
+}
+
+/// The result of one forward pass.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PathResult {
+    /// The best classes, most probable first.
+    pub top: Vec<ClassScore>,
+    /// Wall time of the forward pass in microseconds, preprocessing excluded.
+    pub micros: f64,
+    /// Per-layer timings of the forward pass; in Compare mode the integer records carry the
+    /// error against the float activations, measured in a separate traced run.
+    pub layers: Vec<LayerRecord>,
 }
 
 /// What the worker sends back.
@@ -53,6 +105,8 @@ pub enum Response {
         threads: usize,
         /// Whether the worker's module uses SIMD128 instructions.
         simd: bool,
+        /// Whether the worker honours the test hooks ([`Request::IntLogits`], [`Request::Panic`]).
+        test_hooks: bool,
     },
     /// Answer to [`Request::LoadModel`].
     ModelLoaded {
@@ -60,17 +114,29 @@ pub enum Response {
         path: PathKind,
         /// One line about the model, such as its depth, width and class count.
         summary: String,
+        /// File names of the images the integer model was calibrated on (empty for a float
+        /// model); batch accuracy excludes them.
+        calibration_images: Vec<String>,
     },
     /// Answer to [`Request::Classify`].
     Classified {
-        mode: PathKind,
-        /// The best classes, most probable first.
-        top: Vec<ClassScore>,
-        /// Wall time of the forward pass in microseconds, preprocessing excluded.
-        micros: f64,
-        /// Per-layer timings of the forward pass.
-        layers: Vec<LayerRecord>,
+        mode: Mode,
+        /// Side of the square crop the model sees, in pixels.
+        crop_size: usize,
+        /// The crop the model sees, `[crop_size, crop_size, 3]` RGB.
+        #[serde(with = "serde_bytes")]
+        crop: Vec<u8>,
+        float: Option<PathResult>,
+        int: Option<PathResult>,
     },
+    /// Answer to [`Request::Predict`]: the top-5 class indices of each path, best first;
+    /// `None` for a path whose model is not loaded.
+    Predicted {
+        float_top5: Option<Vec<usize>>,
+        int_top5: Option<Vec<usize>>,
+    },
+    /// Answer to [`Request::IntLogits`].
+    IntLogits { logits: Vec<i32> },
     /// Why a request failed, in words for the page to show.
     Error { message: String },
 }
@@ -88,7 +154,8 @@ pub struct ClassScore {
 
 /// Converts a message into the JavaScript value that `postMessage` sends.
 pub fn to_js<T: Serialize>(message: &T) -> Result<JsValue, String> {
-    serde_wasm_bindgen::to_value(message).map_err(|err| format!("message could not be converted to a JavaScript value: {err}"))
+    serde_wasm_bindgen::to_value(message)
+        .map_err(|err| format!("message could not be converted to a JavaScript value: {err}"))
 }
 
 /// Converts a received JavaScript value back into a message.

@@ -1,9 +1,11 @@
 // End-to-end checks of the served app in headless Chromium, driven by playwright-core.
 //
 // Usage: BASE_URL=http://127.0.0.1:PORT/ node web/e2e/run.mjs   (`cargo xtask test` starts
-// the server and runs this). Every file in checks/ exports a list of named checks; files
-// run in name order, checks in list order. The last line printed is `N passed, N failed`,
-// and the exit code is 1 when a check failed.
+// the server and runs this). Every file in checks/ exports a list of named checks
+// (`{ name, run(harness), timeoutMs? }`); files run in name order, checks in list order. A
+// check fails by throwing, and skips itself by returning `{ skipped: 'reason' }`. The last
+// line printed is `N passed, N failed` (with `, N skipped` when some were skipped), and the
+// exit code is 1 when a check failed.
 //
 // The browser is the system Chromium (never a downloaded one), with a fresh profile, and
 // every host name except 127.0.0.1 resolves to nothing, so no check can reach the network.
@@ -53,7 +55,7 @@ class Harness {
     });
   }
 
-  /** The app's page, loaded once and shared by all checks. */
+  /** Returns the app's page, which is loaded once and shared by all checks. */
   app() {
     this.appPage ??= (async () => {
       const page = this.context.pages()[0] ?? (await this.context.newPage());
@@ -103,13 +105,17 @@ function withTimeout(promise, ms) {
 async function runCheck(check, harness) {
   const start = performance.now();
   try {
-    await withTimeout(check.run(harness), check.timeoutMs ?? CHECK_TIMEOUT_MS);
+    const outcome = await withTimeout(check.run(harness), check.timeoutMs ?? CHECK_TIMEOUT_MS);
+    if (outcome?.skipped) {
+      console.log(`skip ${check.name}: ${outcome.skipped}`);
+      return 'skipped';
+    }
     const ms = Math.round(performance.now() - start);
     console.log(`ok   ${check.name} (${ms} ms)`);
-    return true;
+    return 'passed';
   } catch (error) {
     console.log(`FAIL ${check.name} [${check.file}]: ${error?.message ?? error}`);
-    return false;
+    return 'failed';
   }
 }
 
@@ -133,15 +139,15 @@ async function main() {
     for (const check of checks) outcomes.push(await runCheck(check, harness));
   } catch (error) {
     console.log(`FAIL Chromium (${CHROMIUM_PATH}) could not be started or crashed: ${error?.message ?? error}`);
-    while (outcomes.length < checks.length) outcomes.push(false);
+    while (outcomes.length < checks.length) outcomes.push('failed');
   } finally {
     await context?.close().catch(() => {});
     await rm(userDataDir, { recursive: true, force: true });
   }
 
-  const passed = outcomes.filter(Boolean).length;
-  const failed = outcomes.length - passed;
-  console.log(`${passed} passed, ${failed} failed`);
+  const count = (kind) => outcomes.filter((outcome) => outcome === kind).length;
+  const [passed, failed, skipped] = [count('passed'), count('failed'), count('skipped')];
+  console.log(`${passed} passed, ${failed} failed` + (skipped > 0 ? `, ${skipped} skipped` : ''));
   process.exitCode = failed === 0 ? 0 : 1;
 }
 

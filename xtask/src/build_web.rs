@@ -45,7 +45,7 @@ pub struct WasmBuild {
     pub threaded: bool,
 }
 
-/// The threaded build, into `web/pkg-threads`.
+/// Returns the threaded build, into `web/pkg-threads`.
 pub fn threaded_build(repo: &Path) -> WasmBuild {
     WasmBuild {
         name: "threaded",
@@ -58,7 +58,7 @@ pub fn threaded_build(repo: &Path) -> WasmBuild {
     }
 }
 
-/// The plain SIMD128 build, into `web/pkg`.
+/// Returns the plain SIMD128 build, into `web/pkg`.
 pub fn plain_build(repo: &Path) -> WasmBuild {
     WasmBuild {
         name: "plain",
@@ -76,7 +76,9 @@ pub fn plain_build(repo: &Path) -> WasmBuild {
 pub fn build_web(repo: &Path) -> Result<()> {
     let wasm_opt = find_wasm_opt(repo);
     for build in [threaded_build(repo), plain_build(repo)] {
-        timed(&format!("build-web: {} package", build.name), || build_package(repo, &build, wasm_opt.as_deref()))?;
+        timed(&format!("build-web: {} package", build.name), || {
+            build_package(repo, &build, wasm_opt.as_deref())
+        })?;
     }
     Ok(())
 }
@@ -88,26 +90,47 @@ fn build_package(repo: &Path, build: &WasmBuild, wasm_opt: Option<&Path>) -> Res
     check_memory(build, &wasm)?;
     if let Some(wasm_opt) = wasm_opt {
         let cache_dir = repo.join("target/wasm-opt-cache").join(build.name);
-        timed(&format!("build-web: wasm-opt of the {} package", build.name), || optimize_cached(&cache_dir, wasm_opt, &wasm))?;
+        timed(&format!("build-web: wasm-opt of the {} package", build.name), || {
+            optimize_cached(&cache_dir, wasm_opt, &wasm)
+        })?;
         check_memory(build, &wasm)?;
     }
 
     let size = fs::metadata(&wasm).map(|meta| meta.len()).unwrap_or(0);
-    log(format_args!("{} package: {} ({:.2} MB)", build.name, wasm.display(), size as f64 / 1e6));
+    log(format_args!(
+        "{} package: {} ({:.2} MB)",
+        build.name,
+        wasm.display(),
+        size as f64 / 1e6
+    ));
     Ok(())
 }
 
-/// The `wasm-pack build` command of one package.
+/// Builds the `wasm-pack build` command of one package.
 pub fn wasm_pack_command(repo: &Path, build: &WasmBuild) -> Command {
     let mut command = Command::new("wasm-pack");
     command
-        .args(["build", "--target", "web", "--release", "--no-pack", "--mode", "no-install", "--out-name", OUT_NAME, "--out-dir"])
+        .args([
+            "build",
+            "--target",
+            "web",
+            "--release",
+            "--no-pack",
+            "--mode",
+            "no-install",
+            "--out-name",
+            OUT_NAME,
+            "--out-dir",
+        ])
         .arg(&build.out_dir)
         .arg(repo)
         .arg("--")
         .args(&build.cargo_args);
 
-    command.env_remove("RUSTFLAGS").env_remove("CARGO_ENCODED_RUSTFLAGS").env(TARGET_RUSTFLAGS_VAR, &build.rustflags);
+    command
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env(TARGET_RUSTFLAGS_VAR, &build.rustflags);
     if let Some(toolchain) = build.toolchain {
         command.env("RUSTUP_TOOLCHAIN", toolchain);
     }
@@ -128,25 +151,37 @@ fn check_memory(build: &WasmBuild, wasm: &Path) -> Result<()> {
     checked.with_context(|| format!("{} is not usable", wasm.display()))
 }
 
-/// Optimizes `wasm` in place with `wasm-opt -O3`. wasm-pack rewrites the module on every
-/// build, even when nothing changed, so the last optimized module of each package is kept
-/// in `cache_dir` under a hash of its input, and an unchanged module is copied from there
-/// instead of optimized again (which takes about 30 s).
+/// Optimizes `wasm` in place with `wasm-opt -O3`.
+///
+/// wasm-pack rewrites the module on every build, even when nothing changed. So the last
+/// optimized module of each package is kept in `cache_dir` under a hash of its input, and
+/// an unchanged module is copied from there instead of optimized again (about 30 s each on
+/// a 2-core machine).
 fn optimize_cached(cache_dir: &Path, wasm_opt: &Path, wasm: &Path) -> Result<()> {
     let unoptimized = fs::read(wasm).with_context(|| format!("could not read {}", wasm.display()))?;
     let version = stdout_of(Command::new(wasm_opt).arg("--version")).unwrap_or_default();
     let cached = cache_dir.join(format!("{:016x}.wasm", cache_key(&unoptimized, &version)));
     if cached.is_file() {
-        log(format_args!("skip: wasm-opt, because this module was optimized before ({})", cached.display()));
-        fs::copy(&cached, wasm).with_context(|| format!("could not copy {} to {}", cached.display(), wasm.display()))?;
+        log(format_args!(
+            "skip: wasm-opt, because this module was optimized before ({})",
+            cached.display()
+        ));
+        fs::copy(&cached, wasm)
+            .with_context(|| format!("could not copy {} to {}", cached.display(), wasm.display()))?;
         return Ok(());
     }
 
     let optimized = wasm.with_extension("opt.wasm");
-    run(Command::new(wasm_opt).arg("-O3").args(WASM_OPT_FEATURES).arg(wasm).arg("-o").arg(&optimized))?;
-    fs::rename(&optimized, wasm).with_context(|| format!("could not replace {} with the optimized module", wasm.display()))?;
+    run(Command::new(wasm_opt)
+        .arg("-O3")
+        .args(WASM_OPT_FEATURES)
+        .arg(wasm)
+        .arg("-o")
+        .arg(&optimized))?;
+    fs::rename(&optimized, wasm)
+        .with_context(|| format!("could not replace {} with the optimized module", wasm.display()))?;
 
-    // Only the newest entry is kept, so the cache holds one module per package.
+    // Only the newest entry is kept, so the cache contains one module per package.
     let _ = fs::remove_dir_all(cache_dir);
     fs::create_dir_all(cache_dir).with_context(|| format!("could not create {}", cache_dir.display()))?;
     fs::copy(wasm, &cached).with_context(|| format!("could not copy {} to {}", wasm.display(), cached.display()))?;
@@ -166,15 +201,19 @@ fn cache_key(unoptimized: &[u8], wasm_opt_version: &str) -> u64 {
     hasher.finish()
 }
 
-/// The `wasm-opt` of web/tools, else one on `PATH` that is recent enough; `None` (logged)
-/// when neither exists, and the packages stay unoptimized.
+/// Finds the `wasm-opt` of web/tools, else one on `PATH` that is recent enough. Returns
+/// `None` (and logs it) when neither exists, and the packages then stay unoptimized.
 pub fn find_wasm_opt(repo: &Path) -> Option<PathBuf> {
     let candidates = [Some(tools_bin_dir(repo).join("wasm-opt")), find_on_path("wasm-opt")];
     for candidate in candidates.into_iter().flatten() {
-        let version = stdout_of(Command::new(&candidate).arg("--version")).and_then(|text| parse_wasm_opt_version(&text));
+        let version =
+            stdout_of(Command::new(&candidate).arg("--version")).and_then(|text| parse_wasm_opt_version(&text));
         match version {
             Some(version) if version >= MIN_WASM_OPT_VERSION => return Some(candidate),
-            Some(version) => log(format_args!("ignoring {}: version {version} is older than {MIN_WASM_OPT_VERSION}", candidate.display())),
+            Some(version) => log(format_args!(
+                "ignoring {}: version {version} is older than {MIN_WASM_OPT_VERSION}",
+                candidate.display()
+            )),
             None => {}
         }
     }
@@ -205,12 +244,22 @@ mod tests {
     fn threaded_command_uses_nightly_and_build_std() {
         let repo = Path::new("/repo");
         let command = wasm_pack_command(repo, &threaded_build(repo));
-        let args: Vec<String> = command.get_args().map(|arg| arg.to_string_lossy().into_owned()).collect();
+        let args: Vec<String> = command
+            .get_args()
+            .map(|arg| arg.to_string_lossy().into_owned())
+            .collect();
         let after_separator = &args[args.iter().position(|arg| arg == "--").expect("has --") + 1..];
-        assert_eq!(after_separator, ["--features", "threads", "-Z", "build-std=panic_abort,std"]);
+        assert_eq!(
+            after_separator,
+            ["--features", "threads", "-Z", "build-std=panic_abort,std"]
+        );
 
         let env = |key: &str| {
-            command.get_envs().find(|(name, _)| *name == key).and_then(|(_, value)| value).map(|value| value.to_string_lossy().into_owned())
+            command
+                .get_envs()
+                .find(|(name, _)| *name == key)
+                .and_then(|(_, value)| value)
+                .map(|value| value.to_string_lossy().into_owned())
         };
         assert_eq!(env("RUSTUP_TOOLCHAIN").as_deref(), Some(NIGHTLY));
         assert_eq!(env("CARGO_TARGET_DIR").as_deref(), Some("/repo/target/wasm-threads"));
@@ -221,10 +270,16 @@ mod tests {
     fn plain_command_uses_default_toolchain_and_target_dir() {
         let repo = Path::new("/repo");
         let command = wasm_pack_command(repo, &plain_build(repo));
-        let names: Vec<String> = command.get_envs().map(|(name, _)| name.to_string_lossy().into_owned()).collect();
+        let names: Vec<String> = command
+            .get_envs()
+            .map(|(name, _)| name.to_string_lossy().into_owned())
+            .collect();
         assert!(!names.contains(&"RUSTUP_TOOLCHAIN".to_string()));
         assert!(!names.contains(&"CARGO_TARGET_DIR".to_string()));
-        let args: Vec<String> = command.get_args().map(|arg| arg.to_string_lossy().into_owned()).collect();
+        let args: Vec<String> = command
+            .get_args()
+            .map(|arg| arg.to_string_lossy().into_owned())
+            .collect();
         assert!(args.contains(&"/repo/web/pkg".to_string()));
         assert_eq!(args.last().map(String::as_str), Some("--"));
     }

@@ -27,7 +27,10 @@ pub fn describe(command: &Command) -> String {
 
 fn quote(text: &OsStr) -> String {
     let text = text.to_string_lossy();
-    let plain = !text.is_empty() && text.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:+,@%".contains(c));
+    let plain = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:+,@%".contains(c));
     if plain {
         text.into_owned()
     } else {
@@ -40,7 +43,9 @@ pub fn run(command: &mut Command) -> Result<()> {
     let line = describe(command);
     log(format_args!("$ {line}"));
 
-    let status = command.status().with_context(|| format!("could not start `{line}`; is the program installed and on PATH?"))?;
+    let status = command
+        .status()
+        .with_context(|| format!("could not start `{line}`; is the program installed and on PATH?"))?;
     if !status.success() {
         bail!("`{line}` failed with {status}");
     }
@@ -51,7 +56,10 @@ pub fn run(command: &mut Command) -> Result<()> {
 /// exits with an error. Used for presence checks such as `wasm-pack --version`.
 pub fn stdout_of(command: &mut Command) -> Option<String> {
     let output = command.stdin(Stdio::null()).stderr(Stdio::null()).output().ok()?;
-    output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
 }
 
 /// Runs `step`, then logs how long it took.
@@ -69,12 +77,16 @@ pub fn timed<T>(name: &str, step: impl FnOnce() -> Result<T>) -> Result<T> {
 /// Finds `program` in the directories of `PATH`.
 pub fn find_on_path(program: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|dir| dir.join(program)).find(|candidate| is_executable(candidate))
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| is_executable(candidate))
 }
 
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    path.metadata().map(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0).unwrap_or(false)
+    path.metadata()
+        .map(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
 }
 
 /// `PATH` with `dir` in front of it.
@@ -92,8 +104,13 @@ mod tests {
     #[test]
     fn describe_quotes_arguments_with_spaces() {
         let mut command = Command::new("cargo");
-        command.args(["test", "--test", "wasm_*"]).env("RUSTFLAGS", "-C target-feature=+simd128");
-        assert_eq!(describe(&command), "RUSTFLAGS='-C target-feature=+simd128' cargo test --test 'wasm_*'");
+        command
+            .args(["test", "--test", "wasm_*"])
+            .env("RUSTFLAGS", "-C target-feature=+simd128");
+        assert_eq!(
+            describe(&command),
+            "RUSTFLAGS='-C target-feature=+simd128' cargo test --test 'wasm_*'"
+        );
     }
 
     #[test]

@@ -22,15 +22,23 @@ const TERMINATE_GRACE: Duration = Duration::from_secs(10);
 pub struct Counts {
     pub passed: u32,
     pub failed: u32,
+    /// Checks that skipped themselves, such as those that need a model file that is absent.
+    pub skipped: u32,
 }
 
 /// Runs the end-to-end tests against the app at `base_url`. A run that crashes, times out
 /// or prints no counts counts as one more failed check.
 pub fn run_e2e(repo: &Path, base_url: &str) -> Result<Counts> {
     let mut command = Command::new("node");
-    command.arg("web/e2e/run.mjs").current_dir(repo).env("BASE_URL", base_url).stdout(Stdio::piped());
+    command
+        .arg("web/e2e/run.mjs")
+        .current_dir(repo)
+        .env("BASE_URL", base_url)
+        .stdout(Stdio::piped());
     log(format_args!("$ {}", describe(&command)));
-    let mut child = command.spawn().context("could not start node; install Node.js 20 or later")?;
+    let mut child = command
+        .spawn()
+        .context("could not start node; install Node.js 20 or later")?;
 
     let counts_from_output = forward_output(&mut child);
     let status = wait_or_terminate(&mut child, E2E_TIMEOUT)?;
@@ -39,11 +47,16 @@ pub fn run_e2e(repo: &Path, base_url: &str) -> Result<Counts> {
     Ok(match (status, counts) {
         (Some(status), Some(counts)) if status.success() || counts.failed > 0 => counts,
         (Some(status), counts) => {
-            log(format_args!("end-to-end tests exited with {status} without reporting their failures"));
+            log(format_args!(
+                "end-to-end tests exited with {status} without reporting their failures"
+            ));
             add_harness_failure(counts)
         }
         (None, counts) => {
-            log(format_args!("end-to-end tests timed out after {} s and were stopped", E2E_TIMEOUT.as_secs()));
+            log(format_args!(
+                "end-to-end tests timed out after {} s and were stopped",
+                E2E_TIMEOUT.as_secs()
+            ));
             add_harness_failure(counts)
         }
     })
@@ -51,7 +64,10 @@ pub fn run_e2e(repo: &Path, base_url: &str) -> Result<Counts> {
 
 fn add_harness_failure(counts: Option<Counts>) -> Counts {
     let counts = counts.unwrap_or_default();
-    Counts { failed: counts.failed + 1, ..counts }
+    Counts {
+        failed: counts.failed + 1,
+        ..counts
+    }
 }
 
 /// Echoes the child's stdout and sends the last `N passed, N failed` line it printed once
@@ -100,12 +116,19 @@ fn wait_or_terminate(child: &mut Child, timeout: Duration) -> Result<Option<Exit
     Ok(None)
 }
 
-/// Parses a closing line such as `5 passed, 1 failed`.
+/// Parses a closing line such as `5 passed, 1 failed` or `5 passed, 0 failed, 1 skipped`.
 pub fn parse_counts(line: &str) -> Option<Counts> {
-    let (passed, failed) = line.trim().split_once(", ")?;
-    let passed = passed.strip_suffix(" passed")?.parse().ok()?;
-    let failed = failed.strip_suffix(" failed")?.parse().ok()?;
-    Some(Counts { passed, failed })
+    let mut parts = line.trim().split(", ");
+    let passed = parts.next()?.strip_suffix(" passed")?.parse().ok()?;
+    let failed = parts.next()?.strip_suffix(" failed")?.parse().ok()?;
+    let skipped = match parts.next() {
+        Some(part) => part.strip_suffix(" skipped")?.parse().ok()?,
+        None => 0,
+    };
+    if parts.next().is_some() {
+        return None;
+    }
+    Some(Counts { passed, failed, skipped })
 }
 
 #[cfg(test)]
@@ -114,8 +137,11 @@ mod tests {
 
     #[test]
     fn counts_line_is_parsed() {
-        assert_eq!(parse_counts("5 passed, 1 failed"), Some(Counts { passed: 5, failed: 1 }));
-        assert_eq!(parse_counts("  0 passed, 0 failed\n"), Some(Counts { passed: 0, failed: 0 }));
+        let counts = |passed, failed, skipped| Some(Counts { passed, failed, skipped });
+        assert_eq!(parse_counts("5 passed, 1 failed"), counts(5, 1, 0));
+        assert_eq!(parse_counts("  0 passed, 0 failed\n"), counts(0, 0, 0));
+        assert_eq!(parse_counts("4 passed, 0 failed, 2 skipped"), counts(4, 0, 2));
+        assert_eq!(parse_counts("4 passed, 0 failed, 2 broken"), None);
         assert_eq!(parse_counts("PASS status is ready"), None);
         assert_eq!(parse_counts("x passed, 1 failed"), None);
         assert_eq!(parse_counts("test result: ok. 3 passed; 0 failed"), None);
@@ -127,7 +153,11 @@ mod tests {
         let start = Instant::now();
         let status = wait_or_terminate(&mut child, Duration::from_millis(300)).unwrap();
         assert_eq!(status, None);
-        assert!(start.elapsed() < Duration::from_secs(5), "stopping took {:?}", start.elapsed());
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "stopping took {:?}",
+            start.elapsed()
+        );
     }
 
     #[test]

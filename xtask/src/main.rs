@@ -70,14 +70,19 @@ struct ServeOptions {
 
 impl ServeOptions {
     fn parse(options: &[String]) -> Result<ServeOptions> {
-        let mut parsed = ServeOptions { host: "127.0.0.1".to_string(), port: DEFAULT_PORT };
+        let mut parsed = ServeOptions {
+            host: "127.0.0.1".to_string(),
+            port: DEFAULT_PORT,
+        };
         let mut rest = options.iter();
         while let Some(option) = rest.next() {
             let value = rest.next().with_context(|| format!("option {option} needs a value"));
             match option.as_str() {
                 "--port" => {
                     let value = value?;
-                    parsed.port = value.parse().with_context(|| format!("--port {value:?} is not a port number (0 to 65535)"))?;
+                    parsed.port = value
+                        .parse()
+                        .with_context(|| format!("--port {value:?} is not a port number (0 to 65535)"))?;
                 }
                 "--host" => parsed.host = value?.clone(),
                 other => bail!("unknown option {other:?} for serve; expected --port N or --host ADDR"),
@@ -108,13 +113,25 @@ mod tests {
 
     #[test]
     fn serve_options_default_to_localhost_8080() {
-        assert_eq!(ServeOptions::parse(&[]).unwrap(), ServeOptions { host: "127.0.0.1".into(), port: 8080 });
+        assert_eq!(
+            ServeOptions::parse(&[]).unwrap(),
+            ServeOptions {
+                host: "127.0.0.1".into(),
+                port: 8080
+            }
+        );
     }
 
     #[test]
     fn serve_options_read_port_and_host() {
         let parsed = ServeOptions::parse(&strings(&["--port", "0", "--host", "::1"])).unwrap();
-        assert_eq!(parsed, ServeOptions { host: "::1".into(), port: 0 });
+        assert_eq!(
+            parsed,
+            ServeOptions {
+                host: "::1".into(),
+                port: 0
+            }
+        );
     }
 
     #[test]

@@ -29,8 +29,12 @@ pub fn setup(repo: &Path) -> Result<()> {
         timed("setup: apt packages", install_apt_packages)?;
         timed("setup: stable wasm target", install_stable_wasm_target)?;
         timed("setup: nightly toolchain", install_nightly)?;
-        timed("setup: wasm-bindgen-cli", || install_cargo_tool("wasm-bindgen", "wasm-bindgen-cli", WASM_BINDGEN_VERSION, false))?;
-        timed("setup: wasm-pack", || install_cargo_tool("wasm-pack", "wasm-pack", WASM_PACK_VERSION, true))?;
+        timed("setup: wasm-bindgen-cli", || {
+            install_cargo_tool("wasm-bindgen", "wasm-bindgen-cli", WASM_BINDGEN_VERSION, false)
+        })?;
+        timed("setup: wasm-pack", || {
+            install_cargo_tool("wasm-pack", "wasm-pack", WASM_PACK_VERSION, true)
+        })?;
         timed("setup: wasm-opt", || install_binaryen(repo))?;
         timed("setup: end-to-end test packages", || install_e2e_packages(repo))?;
         timed("setup: float model", || link_float_model(repo))?;
@@ -51,13 +55,21 @@ pub fn shared_dir(repo: &Path) -> Option<PathBuf> {
 
 fn install_apt_packages() -> Result<()> {
     let programs = ["chromium", "chromedriver", "wasm-objdump"];
-    let missing: Vec<&str> = programs.iter().copied().filter(|program| find_on_path(program).is_none()).collect();
+    let missing: Vec<&str> = programs
+        .iter()
+        .copied()
+        .filter(|program| find_on_path(program).is_none())
+        .collect();
     if missing.is_empty() {
         log("skip: chromium, chromedriver and wasm-objdump are installed");
         return Ok(());
     }
 
-    log(format_args!("installing {} with apt-get, because {} is missing", APT_PACKAGES.join(", "), missing.join(", ")));
+    log(format_args!(
+        "installing {} with apt-get, because {} is missing",
+        APT_PACKAGES.join(", "),
+        missing.join(", ")
+    ));
     if !is_root() {
         bail!(
             "{} is missing and apt-get needs root; run `cargo xtask setup` as root or install the Debian packages {}",
@@ -66,7 +78,10 @@ fn install_apt_packages() -> Result<()> {
         );
     }
     run(Command::new("apt-get").arg("update"))?;
-    run(Command::new("apt-get").args(["install", "-y"]).args(APT_PACKAGES).env("DEBIAN_FRONTEND", "noninteractive"))
+    run(Command::new("apt-get")
+        .args(["install", "-y"])
+        .args(APT_PACKAGES)
+        .env("DEBIAN_FRONTEND", "noninteractive"))
 }
 
 fn is_root() -> bool {
@@ -80,17 +95,23 @@ fn install_stable_wasm_target() -> Result<()> {
         return Ok(());
     }
 
-    log(format_args!("adding rust target {WASM_TARGET} for the plain build and the wasm unit tests"));
+    log(format_args!(
+        "adding rust target {WASM_TARGET} for the plain build and the wasm unit tests"
+    ));
     run(Command::new("rustup").args(["target", "add", WASM_TARGET]))
 }
 
 fn install_nightly() -> Result<()> {
     if nightly_is_complete() {
-        log(format_args!("skip: {NIGHTLY} with rust-src and {WASM_TARGET} is installed"));
+        log(format_args!(
+            "skip: {NIGHTLY} with rust-src and {WASM_TARGET} is installed"
+        ));
         return Ok(());
     }
 
-    log(format_args!("installing {NIGHTLY} with rust-src and {WASM_TARGET} for the threaded build"));
+    log(format_args!(
+        "installing {NIGHTLY} with rust-src and {WASM_TARGET} for the threaded build"
+    ));
     run(Command::new("rustup").args([
         "toolchain",
         "install",
@@ -105,7 +126,8 @@ fn install_nightly() -> Result<()> {
 }
 
 fn nightly_is_complete() -> bool {
-    let components = stdout_of(Command::new("rustup").args(["component", "list", "--installed", "--toolchain", NIGHTLY]));
+    let components =
+        stdout_of(Command::new("rustup").args(["component", "list", "--installed", "--toolchain", NIGHTLY]));
     let Some(components) = components else {
         return false;
     };
@@ -122,7 +144,9 @@ fn install_cargo_tool(program: &str, crate_name: &str, version: &str, locked: bo
     }
 
     let found = reported.unwrap_or_else(|| "none".to_string());
-    log(format_args!("installing {crate_name} {version} with cargo install (found: {found})"));
+    log(format_args!(
+        "installing {crate_name} {version} with cargo install (found: {found})"
+    ));
     let mut command = Command::new("cargo");
     command.args(["install", crate_name, "--version", version]);
     if locked {
@@ -140,7 +164,9 @@ fn install_binaryen(repo: &Path) -> Result<()> {
         return Ok(());
     }
 
-    log(format_args!("installing wasm-opt from the npm package binaryen@{BINARYEN_VERSION} into web/tools"));
+    log(format_args!(
+        "installing wasm-opt from the npm package binaryen@{BINARYEN_VERSION} into web/tools"
+    ));
     let prefix = repo.join("web/tools");
     fs::create_dir_all(&prefix).with_context(|| format!("could not create {}", prefix.display()))?;
     run(Command::new("npm")
@@ -163,13 +189,19 @@ fn install_e2e_packages(repo: &Path) -> Result<()> {
         .env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1"))
 }
 
-/// Whether the installed playwright-core has the version that package-lock.json pins.
+/// Returns whether the installed playwright-core has the version that package-lock.json
+/// pins.
 fn e2e_packages_match_lock(e2e: &Path) -> Result<bool> {
     let lock_path = e2e.join("package-lock.json");
     let lock = read_json(&lock_path)?;
-    let locked = lock["packages"]["node_modules/playwright-core"]["version"].as_str().map(str::to_string);
+    let locked = lock["packages"]["node_modules/playwright-core"]["version"]
+        .as_str()
+        .map(str::to_string);
     let Some(locked) = locked else {
-        bail!("{} does not pin playwright-core; run `npm install` in web/e2e", lock_path.display());
+        bail!(
+            "{} does not pin playwright-core; run `npm install` in web/e2e",
+            lock_path.display()
+        );
     };
 
     let installed_path = e2e.join("node_modules/playwright-core/package.json");
@@ -189,7 +221,10 @@ fn read_json(path: &Path) -> Result<serde_json::Value> {
 /// the file system allows it, or as a copy.
 fn link_float_model(repo: &Path) -> Result<()> {
     let target = repo.join("assets/models").join(FLOAT_MODEL_FILE);
-    let Some(source) = shared_dir(repo).map(|dir| dir.join(SHARED_FLOAT_MODEL)).filter(|path| path.is_file()) else {
+    let Some(source) = shared_dir(repo)
+        .map(|dir| dir.join(SHARED_FLOAT_MODEL))
+        .filter(|path| path.is_file())
+    else {
         log(format_args!(
             "skip: no shared model directory beside the repository; to use the app, put timm's \
              vit_tiny_patch16_224.augreg_in21k_ft_in1k model.safetensors at {}",
@@ -206,12 +241,14 @@ fn link_float_model(repo: &Path) -> Result<()> {
     if target.exists() {
         fs::remove_file(&target).with_context(|| format!("could not replace {}", target.display()))?;
     }
-    fs::create_dir_all(target.parent().unwrap_or(repo)).with_context(|| format!("could not create {}", target.display()))?;
+    fs::create_dir_all(target.parent().unwrap_or(repo))
+        .with_context(|| format!("could not create {}", target.display()))?;
     if fs::hard_link(&source, &target).is_ok() {
         log(format_args!("linked {} to {}", target.display(), source.display()));
         return Ok(());
     }
-    fs::copy(&source, &target).with_context(|| format!("could not copy {} to {}", source.display(), target.display()))?;
+    fs::copy(&source, &target)
+        .with_context(|| format!("could not copy {} to {}", source.display(), target.display()))?;
     log(format_args!("copied {} to {}", source.display(), target.display()));
     Ok(())
 }
@@ -233,7 +270,10 @@ pub fn make_integer_model(repo: &Path) -> Result<()> {
         return Ok(());
     }
     if !float_model.is_file() {
-        log(format_args!("skip: no integer model, because the float model {} is missing", float_model.display()));
+        log(format_args!(
+            "skip: no integer model, because the float model {} is missing",
+            float_model.display()
+        ));
         return Ok(());
     }
     if !cli_has_quantize(repo) {
@@ -245,7 +285,11 @@ pub fn make_integer_model(repo: &Path) -> Result<()> {
         .map(|dir| dir.join(SHARED_CALIBRATION_IMAGES))
         .filter(|dir| dir.is_dir())
         .unwrap_or_else(|| repo.join("assets/demo"));
-    log(format_args!("making {} with ivit quantize, calibrated on {}", integer_model.display(), calibration.display()));
+    log(format_args!(
+        "making {} with ivit quantize, calibrated on {}",
+        integer_model.display(),
+        calibration.display()
+    ));
 
     run(Command::new("cargo")
         .args(["run", "--release", "--bin", "ivit", "--", "quantize", "--model"])
@@ -262,7 +306,7 @@ pub fn make_integer_model(repo: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Whether `ivit --help` lists a `quantize` command. The CLI's sources are searched first,
+/// Returns whether `ivit --help` lists a `quantize` command. The CLI's sources are searched first,
 /// so that nothing is built while no source mentions the command. The check runs the debug
 /// build, which the host tests build anyway.
 fn cli_has_quantize(repo: &Path) -> bool {
@@ -270,11 +314,17 @@ fn cli_has_quantize(repo: &Path) -> bool {
         return false;
     }
 
-    let help = stdout_of(Command::new("cargo").args(["run", "--quiet", "--bin", "ivit", "--", "--help"]).current_dir(repo));
-    help.unwrap_or_default().lines().any(|line| line.trim_start().starts_with("quantize"))
+    let help = stdout_of(
+        Command::new("cargo")
+            .args(["run", "--quiet", "--bin", "ivit", "--", "--help"])
+            .current_dir(repo),
+    );
+    help.unwrap_or_default()
+        .lines()
+        .any(|line| line.trim_start().starts_with("quantize"))
 }
 
-/// Whether any `.rs` file under `dir` contains `word`.
+/// Returns whether any `.rs` file under `dir` contains `word`.
 fn sources_mention(dir: &Path, word: &str) -> bool {
     let Ok(entries) = fs::read_dir(dir) else {
         return false;
@@ -283,7 +333,8 @@ fn sources_mention(dir: &Path, word: &str) -> bool {
         if path.is_dir() {
             sources_mention(&path, word)
         } else {
-            path.extension().is_some_and(|ext| ext == "rs") && fs::read_to_string(&path).is_ok_and(|text| text.contains(word))
+            path.extension().is_some_and(|ext| ext == "rs")
+                && fs::read_to_string(&path).is_ok_and(|text| text.contains(word))
         }
     })
 }

@@ -71,9 +71,13 @@ mod tests {
 
     #[test]
     fn wasm_bindgen_version_matches_root_manifest() {
-        let manifest = std::fs::read_to_string(crate::repo_root().join("Cargo.toml")).expect("root Cargo.toml is readable");
+        let manifest =
+            std::fs::read_to_string(crate::repo_root().join("Cargo.toml")).expect("root Cargo.toml is readable");
         let pinned = format!("wasm-bindgen = \"={WASM_BINDGEN_VERSION}\"");
-        assert!(manifest.contains(&pinned), "root Cargo.toml must pin {pinned} to match the wasm-bindgen CLI that setup installs");
+        assert!(
+            manifest.contains(&pinned),
+            "root Cargo.toml must pin {pinned} to match the wasm-bindgen CLI that setup installs"
+        );
     }
 
     #[test]

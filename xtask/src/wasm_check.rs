@@ -20,14 +20,20 @@ pub fn first_memory(wasm: &[u8]) -> Result<Option<MemoryInfo>> {
             Payload::ImportSection(reader) => {
                 for import in reader.into_imports() {
                     if let TypeRef::Memory(memory) = import.context("import section is malformed")?.ty {
-                        return Ok(Some(MemoryInfo { imported: true, shared: memory.shared }));
+                        return Ok(Some(MemoryInfo {
+                            imported: true,
+                            shared: memory.shared,
+                        }));
                     }
                 }
             }
             Payload::MemorySection(reader) => {
                 if let Some(memory) = reader.into_iter().next() {
                     let memory = memory.context("memory section is malformed")?;
-                    return Ok(Some(MemoryInfo { imported: false, shared: memory.shared }));
+                    return Ok(Some(MemoryInfo {
+                        imported: false,
+                        shared: memory.shared,
+                    }));
                 }
             }
             _ => {}
@@ -39,7 +45,10 @@ pub fn first_memory(wasm: &[u8]) -> Result<Option<MemoryInfo>> {
 /// Fails unless the module imports a shared memory, as wasm-bindgen-rayon's workers need.
 pub fn require_imported_shared_memory(wasm: &[u8]) -> Result<()> {
     match first_memory(wasm)? {
-        Some(MemoryInfo { imported: true, shared: true }) => Ok(()),
+        Some(MemoryInfo {
+            imported: true,
+            shared: true,
+        }) => Ok(()),
         Some(memory) => bail!(
             "the threaded module's memory is {:?}, but it must be an imported shared memory; \
              check the -C link-arg=--shared-memory and --import-memory flags of the threaded build",
@@ -66,7 +75,7 @@ mod tests {
 
     const HEADER: [u8; 8] = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
 
-    /// A module whose only section imports `env.memory` with the given limits flags
+    /// Builds a module whose only section imports `env.memory` with the given limits flags
     /// (bit 0: has maximum, bit 1: shared), minimum 1 page and maximum 2 pages.
     fn module_importing_memory(flags: u8) -> Vec<u8> {
         let mut body = vec![0x01]; // one import
@@ -76,7 +85,7 @@ mod tests {
         section(0x02, body)
     }
 
-    /// A module that defines one memory with the given limits flags.
+    /// Builds a module that defines one memory with the given limits flags.
     fn module_defining_memory(flags: u8) -> Vec<u8> {
         section(0x05, vec![0x01, flags, 0x01, 0x02])
     }
@@ -92,7 +101,13 @@ mod tests {
     #[test]
     fn imported_shared_memory_is_found() {
         let wasm = module_importing_memory(0x03);
-        assert_eq!(first_memory(&wasm).unwrap(), Some(MemoryInfo { imported: true, shared: true }));
+        assert_eq!(
+            first_memory(&wasm).unwrap(),
+            Some(MemoryInfo {
+                imported: true,
+                shared: true
+            })
+        );
         assert!(require_imported_shared_memory(&wasm).is_ok());
         assert!(require_unshared_memory(&wasm).is_err());
     }
@@ -100,7 +115,13 @@ mod tests {
     #[test]
     fn imported_unshared_memory_is_rejected() {
         let wasm = module_importing_memory(0x01);
-        assert_eq!(first_memory(&wasm).unwrap(), Some(MemoryInfo { imported: true, shared: false }));
+        assert_eq!(
+            first_memory(&wasm).unwrap(),
+            Some(MemoryInfo {
+                imported: true,
+                shared: false
+            })
+        );
         let error = require_imported_shared_memory(&wasm).unwrap_err().to_string();
         assert!(error.contains("--shared-memory"), "unexpected message: {error}");
         assert!(require_unshared_memory(&wasm).is_ok());
@@ -109,7 +130,13 @@ mod tests {
     #[test]
     fn defined_memory_is_not_imported() {
         let wasm = module_defining_memory(0x00);
-        assert_eq!(first_memory(&wasm).unwrap(), Some(MemoryInfo { imported: false, shared: false }));
+        assert_eq!(
+            first_memory(&wasm).unwrap(),
+            Some(MemoryInfo {
+                imported: false,
+                shared: false
+            })
+        );
         assert!(require_imported_shared_memory(&wasm).is_err());
         assert!(require_unshared_memory(&wasm).is_ok());
     }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use ivit::model::calibrate::Calibration;
-use ivit::model::quantize::{quantize, QuantizeOptions};
+use ivit::model::quantize::{quantize, Approximations, QuantizeOptions};
 use ivit::quant::observer::Observer;
 
 use crate::dataset;
@@ -27,6 +27,10 @@ pub struct QuantizeArgs {
     /// Number of calibration images, taken evenly spaced from the sorted folder (at most 32).
     #[arg(long, default_value_t = 32)]
     calib_count: usize,
+    /// Integer approximations: refined (default) or ivit (Shiftmax and ShiftGELU as
+    /// published in I-ViT).
+    #[arg(long, default_value = "refined")]
+    approx: Approximations,
     /// Observer of int8 activations: minmax, mse or percentile:P.
     #[arg(long, default_value = "mse")]
     observer: Observer,
@@ -68,19 +72,12 @@ pub fn run(args: QuantizeArgs) -> Result<ExitCode> {
         bail!("none of the {} calibration images could be read", chosen.len());
     }
 
-    let options = QuantizeOptions { observer: args.observer, wide_observer: args.wide_observer };
+    let options = QuantizeOptions { approximations: args.approx, observer: args.observer, wide_observer: args.wide_observer };
     let mut int_model = quantize(&model, &preprocess, &calibration, options).context("quantization failed")?;
     int_model.calibration_images = names;
 
     let bytes = ivit::model::format::encode(&int_model);
     std::fs::write(&args.out, &bytes).with_context(|| format!("cannot write {}", args.out.display()))?;
-    eprintln!(
-        "wrote {} ({:.1} MB, {} calibration images, int8 observer {}, int16 observer {})",
-        args.out.display(),
-        bytes.len() as f64 / 1e6,
-        calibration.images(),
-        args.observer,
-        args.wide_observer
-    );
+    eprintln!("wrote {} ({:.1} MB; {})", args.out.display(), bytes.len() as f64 / 1e6, int_model.calibration);
     Ok(ExitCode::SUCCESS)
 }

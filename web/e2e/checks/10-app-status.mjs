@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 const STATUS = '[data-testid=status]';
 const READY_TIMEOUT_MS = 60_000;
 
-/** The status element's data attributes once the worker reported ready. */
+/** Waits until the worker reports ready, then returns the status element's data attributes. */
 async function readyStatus(harness) {
   const page = await harness.app();
   try {

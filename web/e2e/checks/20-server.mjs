@@ -1,5 +1,5 @@
-// The server's rules as the browser's origin sees them: isolation headers, content types,
-// methods, and refusals of paths outside the app.
+// The server's rules, checked over plain HTTP against the app's origin: isolation headers,
+// content types, methods, and refusals of paths outside the app.
 
 import assert from 'node:assert/strict';
 

@@ -2,10 +2,14 @@
 
 use std::path::Path;
 
-/// The `Content-Type` of a file, from its extension; `application/octet-stream` for
+/// Returns the `Content-Type` of a file, from its extension; `application/octet-stream` for
 /// unknown ones. Model files (`.safetensors`, `.ivit`) are binary.
 pub fn content_type(path: &Path) -> &'static str {
-    let extension = path.extension().and_then(|ext| ext.to_str()).map(str::to_ascii_lowercase).unwrap_or_default();
+    let extension = path
+        .extension()
+        .and_then(|ext| ext.to_str())
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
     match extension.as_str() {
         "html" | "htm" => "text/html; charset=utf-8",
         "js" | "mjs" => "text/javascript; charset=utf-8",

@@ -26,7 +26,7 @@ use tiny_http::{Header, Method, Request, Response, Server, StatusCode};
 use crate::command::log;
 use paths::Refusal;
 
-/// Threads that answer requests; a large model download then does not hold up the page.
+/// Threads that handle requests, so that a large model download does not hold up the page.
 const HANDLER_THREADS: usize = 4;
 
 /// How often an idle handler thread checks whether the server is stopping.
@@ -60,7 +60,10 @@ impl RunningServer {
             .next()
             .ok_or_else(|| anyhow!("host {host:?} resolves to no address"))?;
         let server = Server::http(requested).map_err(|err| anyhow!("could not listen on {requested}: {err}"))?;
-        let address = server.server_addr().to_ip().ok_or_else(|| anyhow!("server on {requested} has no IP address"))?;
+        let address = server
+            .server_addr()
+            .to_ip()
+            .ok_or_else(|| anyhow!("server on {requested} has no IP address"))?;
 
         let server = Arc::new(server);
         let stopping = Arc::new(AtomicBool::new(false));
@@ -73,14 +76,18 @@ impl RunningServer {
             .collect();
 
         log(format_args!("serving {} on http://{address}/", repo.display()));
-        Ok(RunningServer { address, stopping, handlers })
+        Ok(RunningServer {
+            address,
+            stopping,
+            handlers,
+        })
     }
 
     pub fn address(&self) -> SocketAddr {
         self.address
     }
 
-    /// The app's address, such as `http://127.0.0.1:8080/`.
+    /// Returns the app's address, such as `http://127.0.0.1:8080/`.
     pub fn url(&self) -> String {
         format!("http://{}/", self.address)
     }
@@ -131,15 +138,20 @@ fn answer(repo: &Path, request: Request) {
     let (response, refusal) = respond_to(repo, &method, &target);
 
     if let Some(reason) = refusal {
-        log(format_args!("serve: {} for {method} {target}: {reason}", response.status_code().0));
+        log(format_args!(
+            "serve: {} for {method} {target}: {reason}",
+            response.status_code().0
+        ));
     }
     if let Err(err) = request.respond(response) {
-        log(format_args!("serve: sending the response to {method} {target} failed: {err}"));
+        log(format_args!(
+            "serve: sending the response to {method} {target} failed: {err}"
+        ));
     }
 }
 
-/// The response to `method target` (tiny_http drops the body for HEAD), and for refusals
-/// the reason to log.
+/// Builds the response to `method target` (tiny_http drops the body for HEAD), and for
+/// refusals the reason to log.
 fn respond_to(repo: &Path, method: &Method, target: &str) -> (Response<Body>, Option<String>) {
     if !matches!(method, Method::Get | Method::Head) {
         let reason = format!("method {method} is not allowed; use GET or HEAD");
@@ -168,7 +180,13 @@ fn file_response(path: &Path) -> (Response<Body>, Option<String>) {
     };
 
     let length = usize::try_from(length).ok();
-    let mut response = with_common_headers(Response::new(StatusCode(200), Vec::new(), Box::new(file) as Body, length, None));
+    let mut response = with_common_headers(Response::new(
+        StatusCode(200),
+        Vec::new(),
+        Box::new(file) as Body,
+        length,
+        None,
+    ));
     response.add_header(header("Content-Type", mime::content_type(path)));
     (response, None)
 }
@@ -176,7 +194,13 @@ fn file_response(path: &Path) -> (Response<Body>, Option<String>) {
 fn text_response(status: u16, text: &str) -> Response<Body> {
     let bytes = format!("{text}\n").into_bytes();
     let length = bytes.len();
-    let mut response = with_common_headers(Response::new(StatusCode(status), Vec::new(), Box::new(Cursor::new(bytes)) as Body, Some(length), None));
+    let mut response = with_common_headers(Response::new(
+        StatusCode(status),
+        Vec::new(),
+        Box::new(Cursor::new(bytes)) as Body,
+        Some(length),
+        None,
+    ));
     response.add_header(header("Content-Type", "text/plain; charset=utf-8"));
     response
 }

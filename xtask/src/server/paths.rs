@@ -1,5 +1,4 @@
-//! Which files the server may send: the mapping from a request target to a file of the app,
-//! and the refusals.
+//! The mapping from request targets to the app's files, and the refusals.
 //!
 //! The app's files are `index.html` (also served for `/`), everything under `web/` except
 //! its development folders (`web/e2e/`, `web/tools/`, any `node_modules/`), and everything
@@ -9,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-/// Why a request target gets no file.
+/// Reason a request target gets no file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
     /// 400: the target is not a valid origin-form path.
@@ -27,7 +26,9 @@ const EXCLUDED_WEB_FOLDERS: [&str; 2] = ["e2e", "tools"];
 /// segments; the query and the fragment are dropped. `/` gives no segments.
 pub fn decode_target(target: &str) -> Result<Vec<String>, Refusal> {
     let Some(path) = target.strip_prefix('/') else {
-        return Err(Refusal::Forbidden(format!("request target {target:?} is not an absolute path starting with /")));
+        return Err(Refusal::Forbidden(format!(
+            "request target {target:?} is not an absolute path starting with /"
+        )));
     };
     let path = path.split(['?', '#']).next().unwrap_or("");
     if path.is_empty() {
@@ -48,16 +49,23 @@ pub fn decode_target(target: &str) -> Result<Vec<String>, Refusal> {
 
 /// Percent-decodes one path segment and refuses the ones that could change the folder.
 fn decode_segment(raw: &str) -> Result<String, Refusal> {
-    let decoded = percent_decode(raw).ok_or_else(|| Refusal::BadRequest(format!("path segment {raw:?} has invalid percent-encoding")))?;
+    let decoded = percent_decode(raw)
+        .ok_or_else(|| Refusal::BadRequest(format!("path segment {raw:?} has invalid percent-encoding")))?;
 
     if decoded.is_empty() {
-        return Err(Refusal::Forbidden("path has an empty segment (//), which could make it absolute".to_string()));
+        return Err(Refusal::Forbidden(
+            "path has an empty segment (//), which could make it absolute".to_string(),
+        ));
     }
     if decoded == "." || decoded == ".." {
-        return Err(Refusal::Forbidden(format!("path segment {raw:?} decodes to {decoded:?}, and relative segments are not allowed")));
+        return Err(Refusal::Forbidden(format!(
+            "path segment {raw:?} decodes to {decoded:?}, and relative segments are not allowed"
+        )));
     }
     if decoded.contains(['/', '\\', '\0']) {
-        return Err(Refusal::Forbidden(format!("path segment {raw:?} contains a separator or NUL once decoded")));
+        return Err(Refusal::Forbidden(format!(
+            "path segment {raw:?} contains a separator or NUL once decoded"
+        )));
     }
     Ok(decoded)
 }
@@ -97,7 +105,8 @@ pub fn app_relative_path(segments: &[String]) -> Result<PathBuf, Refusal> {
     }
 }
 
-/// Whether a path under `web/` belongs to the app rather than to its development tools.
+/// Returns whether a path under `web/` belongs to the app rather than to its development
+/// tools.
 fn is_app_web_path(rest: &[&str]) -> bool {
     let Some(first) = rest.first() else {
         return false;
@@ -106,7 +115,8 @@ fn is_app_web_path(rest: &[&str]) -> bool {
 }
 
 fn join(root: &str, rest: &[&str]) -> PathBuf {
-    rest.iter().fold(PathBuf::from(root), |path, segment| path.join(segment))
+    rest.iter()
+        .fold(PathBuf::from(root), |path, segment| path.join(segment))
 }
 
 /// Resolves a request target to a regular file under `repo`. Symlinks are followed only
@@ -119,7 +129,9 @@ pub fn resolve(repo: &Path, target: &str) -> Result<PathBuf, Refusal> {
 
     if relative == Path::new("index.html") {
         if real != repo_real.join("index.html") {
-            return Err(Refusal::Forbidden("index.html is a symlink to another file".to_string()));
+            return Err(Refusal::Forbidden(
+                "index.html is a symlink to another file".to_string(),
+            ));
         }
     } else {
         check_stays_in_root(&repo_real, &relative, &real)?;
@@ -134,17 +146,34 @@ pub fn resolve(repo: &Path, target: &str) -> Result<PathBuf, Refusal> {
 /// Fails when `real`, the symlink-free form of `relative`, lies outside the root folder
 /// that `relative` starts with, or in a part of it that is not served.
 fn check_stays_in_root(repo_real: &Path, relative: &Path, real: &Path) -> Result<(), Refusal> {
-    let root_name = relative.components().next().map(|part| part.as_os_str().to_string_lossy().into_owned()).unwrap_or_default();
-    let root = repo_real.join(&root_name).canonicalize().map_err(|_| Refusal::NotFound)?;
+    let root_name = relative
+        .components()
+        .next()
+        .map(|part| part.as_os_str().to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let root = repo_real
+        .join(&root_name)
+        .canonicalize()
+        .map_err(|_| Refusal::NotFound)?;
     let Ok(inside) = real.strip_prefix(&root) else {
-        return Err(Refusal::Forbidden(format!("{} leads outside {root_name}/ through a symlink", relative.display())));
+        return Err(Refusal::Forbidden(format!(
+            "{} leads outside {root_name}/ through a symlink",
+            relative.display()
+        )));
     };
 
     // A symlink may stay inside `web/` yet lead into a development folder.
     let mut real_segments = vec![root_name];
-    real_segments.extend(inside.components().map(|part| part.as_os_str().to_string_lossy().into_owned()));
+    real_segments.extend(
+        inside
+            .components()
+            .map(|part| part.as_os_str().to_string_lossy().into_owned()),
+    );
     if app_relative_path(&real_segments).is_err() {
-        return Err(Refusal::Forbidden(format!("{} leads to a file the server does not serve", relative.display())));
+        return Err(Refusal::Forbidden(format!(
+            "{} leads to a file the server does not serve",
+            relative.display()
+        )));
     }
     Ok(())
 }
@@ -166,7 +195,10 @@ mod tests {
         assert_eq!(segments("/").unwrap(), Vec::<String>::new());
         assert_eq!(segments("/web/main.js").unwrap(), ["web", "main.js"]);
         assert_eq!(segments("/web/main.js?v=2#top").unwrap(), ["web", "main.js"]);
-        assert_eq!(segments("/assets/demo/a%20b.png").unwrap(), ["assets", "demo", "a b.png"]);
+        assert_eq!(
+            segments("/assets/demo/a%20b.png").unwrap(),
+            ["assets", "demo", "a b.png"]
+        );
     }
 
     #[test]
@@ -183,21 +215,41 @@ mod tests {
             "/web/..%5cCargo.toml",
             "/web/%2e%2e%2f%2e%2e%2fetc%2fpasswd",
         ] {
-            assert!(is_forbidden(segments(target)), "{target} was not forbidden: {:?}", segments(target));
+            assert!(
+                is_forbidden(segments(target)),
+                "{target} was not forbidden: {:?}",
+                segments(target)
+            );
         }
     }
 
     #[test]
     fn absolute_and_odd_targets_are_forbidden() {
-        for target in ["//etc/passwd", "/web//main.js", "http://example.invalid/index.html", "*", "web/main.js", "", "/web/%00.js"] {
-            assert!(is_forbidden(segments(target)), "{target} was not forbidden: {:?}", segments(target));
+        for target in [
+            "//etc/passwd",
+            "/web//main.js",
+            "http://example.invalid/index.html",
+            "*",
+            "web/main.js",
+            "",
+            "/web/%00.js",
+        ] {
+            assert!(
+                is_forbidden(segments(target)),
+                "{target} was not forbidden: {:?}",
+                segments(target)
+            );
         }
     }
 
     #[test]
     fn malformed_percent_encoding_is_bad_request() {
         for target in ["/web/%zz.js", "/web/%2", "/web/%ff%fe.js"] {
-            assert!(matches!(segments(target), Err(Refusal::BadRequest(_))), "{target}: {:?}", segments(target));
+            assert!(
+                matches!(segments(target), Err(Refusal::BadRequest(_))),
+                "{target}: {:?}",
+                segments(target)
+            );
         }
     }
 
@@ -212,8 +264,14 @@ mod tests {
         let map = |target: &str| app_relative_path(&segments(target).unwrap());
         assert_eq!(map("/").unwrap(), PathBuf::from("index.html"));
         assert_eq!(map("/index.html").unwrap(), PathBuf::from("index.html"));
-        assert_eq!(map("/web/pkg-threads/ivit.js").unwrap(), PathBuf::from("web/pkg-threads/ivit.js"));
-        assert_eq!(map("/assets/models/vit.safetensors").unwrap(), PathBuf::from("assets/models/vit.safetensors"));
+        assert_eq!(
+            map("/web/pkg-threads/ivit.js").unwrap(),
+            PathBuf::from("web/pkg-threads/ivit.js")
+        );
+        assert_eq!(
+            map("/assets/models/vit.safetensors").unwrap(),
+            PathBuf::from("assets/models/vit.safetensors")
+        );
     }
 
     #[test]
@@ -242,7 +300,8 @@ mod resolve_tests {
     use std::fs;
     use std::os::unix::fs::symlink;
 
-    /// A repository with the app's folders, a secret file beside it and symlinks in and out.
+    /// Builds a repository with the app's folders, a secret file beside it, and symlinks in
+    /// and out.
     fn fixture() -> (tempfile::TempDir, PathBuf) {
         let temp = tempfile::tempdir().expect("temporary folder");
         let repo = temp.path().join("repo");
@@ -275,15 +334,30 @@ mod resolve_tests {
     #[test]
     fn symlinks_out_of_their_root_are_forbidden() {
         let (_temp, repo) = fixture();
-        for target in ["/assets/escape.txt", "/web/manifest.txt", "/assets/main-link.js", "/web/pkg/run.mjs"] {
-            assert!(matches!(resolve(&repo, target), Err(Refusal::Forbidden(_))), "{target}: {:?}", resolve(&repo, target));
+        for target in [
+            "/assets/escape.txt",
+            "/web/manifest.txt",
+            "/assets/main-link.js",
+            "/web/pkg/run.mjs",
+        ] {
+            assert!(
+                matches!(resolve(&repo, target), Err(Refusal::Forbidden(_))),
+                "{target}: {:?}",
+                resolve(&repo, target)
+            );
         }
     }
 
     #[test]
     fn missing_files_and_folders_are_not_found() {
         let (_temp, repo) = fixture();
-        for target in ["/web/nothing.js", "/web/pkg", "/assets/", "/Cargo.toml", "/web/e2e/run.mjs"] {
+        for target in [
+            "/web/nothing.js",
+            "/web/pkg",
+            "/assets/",
+            "/Cargo.toml",
+            "/web/e2e/run.mjs",
+        ] {
             assert_eq!(resolve(&repo, target), Err(Refusal::NotFound), "{target}");
         }
     }
