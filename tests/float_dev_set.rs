@@ -17,8 +17,8 @@ const MIN_REFERENCE_AGREEMENT: f64 = 0.98;
 /// The float64 reference resizes the longer side to round(long * 248 / short) and crops
 /// at floor((size - 224) / 2), where torchvision (and so timm, and `ivit`) truncates the
 /// longer side and rounds the offset. The two differ by a pixel on many photos, which
-/// moves borderline top-1 decisions, so the agreement with the reference is measured on
-/// its own geometry; the product's geometry is measured and printed too.
+/// moves borderline top-1 decisions. So the agreement with the reference is asserted on
+/// the reference's geometry, and the agreement with the product's geometry is printed.
 fn reference_geometry(width: usize, height: usize, config: &ivit::PreprocessConfig) -> CropGeometry {
     let resize = config.resize_size() as f64;
     let scale = resize / width.min(height) as f64;

@@ -1,8 +1,9 @@
 //! The worker's request handler and the message protocol, in the browser.
 #![cfg(target_arch = "wasm32")]
 
-use ivit::profile::PathKind;
-use ivit::web::protocol::{from_js, to_js, Request, RequestMessage, Response, ResponseMessage};
+use ivit::web::protocol::{
+    from_js, to_js, Mode, Request, RequestMessage, Response, ResponseMessage,
+};
 use ivit::web::WorkerEngine;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_test::*;
@@ -15,14 +16,15 @@ fn get(value: &JsValue, key: &str) -> JsValue {
 
 #[wasm_bindgen_test]
 fn init_reports_pool_size_and_simd() {
-    let mut engine = WorkerEngine::new();
+    let mut engine = WorkerEngine::new(false);
     let response = engine.respond(Request::Init);
     // The wasm unit tests run the build without threads, where rayon runs on the caller.
     assert_eq!(
         response,
         Response::Initialized {
             threads: 1,
-            simd: cfg!(target_feature = "simd128")
+            simd: cfg!(target_feature = "simd128"),
+            test_hooks: false,
         }
     );
 }
@@ -31,7 +33,9 @@ fn init_reports_pool_size_and_simd() {
 fn request_bytes_cross_as_uint8_array() {
     let message = RequestMessage {
         id: 42,
-        request: Request::LoadModel { bytes: vec![1, 2, 255] },
+        request: Request::LoadModel {
+            bytes: vec![1, 2, 255],
+        },
     };
     let value = to_js(&message).unwrap();
 
@@ -47,7 +51,7 @@ fn request_bytes_cross_as_uint8_array() {
 
 #[wasm_bindgen_test]
 fn handle_answers_init_with_the_request_id() {
-    let mut engine = WorkerEngine::new();
+    let mut engine = WorkerEngine::new(false);
     let request = to_js(&RequestMessage {
         id: 7,
         request: Request::Init,
@@ -56,12 +60,15 @@ fn handle_answers_init_with_the_request_id() {
     let reply: ResponseMessage = from_js(engine.handle(request)).unwrap();
 
     assert_eq!(reply.id, Some(7));
-    assert!(matches!(reply.response, Response::Initialized { .. }), "{reply:?}");
+    assert!(
+        matches!(reply.response, Response::Initialized { .. }),
+        "{reply:?}"
+    );
 }
 
 #[wasm_bindgen_test]
 fn handle_rejects_unknown_request_and_keeps_id() {
-    let mut engine = WorkerEngine::new();
+    let mut engine = WorkerEngine::new(false);
     let message = js_sys::JSON::parse(r#"{"id": 9, "request": "Explode"}"#).unwrap();
     let reply: ResponseMessage = from_js(engine.handle(message)).unwrap();
 
@@ -69,27 +76,111 @@ fn handle_rejects_unknown_request_and_keeps_id() {
     let Response::Error { message } = reply.response else {
         panic!("expected an error, got {:?}", reply.response);
     };
-    assert!(message.contains("not a valid protocol message"), "{message}");
+    assert!(
+        message.contains("not a valid protocol message"),
+        "{message}"
+    );
 }
 
 #[wasm_bindgen_test]
 fn load_model_rejects_bytes_that_are_not_safetensors() {
-    let mut engine = WorkerEngine::new();
+    let mut engine = WorkerEngine::new(false);
     let response = engine.respond(Request::LoadModel { bytes: vec![0; 4] });
     let Response::Error { message } = response else {
         panic!("expected an error, got {response:?}");
     };
-    assert!(message.starts_with("model could not be loaded"), "{message}");
+    assert!(
+        message.starts_with("the float model could not be loaded"),
+        "{message}"
+    );
 }
 
 #[wasm_bindgen_test]
 fn classify_without_model_asks_for_one() {
-    let engine_response = WorkerEngine::new().respond(Request::Classify {
+    let engine_response = WorkerEngine::new(false).respond(Request::Classify {
         image: vec![1, 2, 3],
-        mode: PathKind::Float,
+        mode: Mode::Float,
     });
     let Response::Error { message } = engine_response else {
         panic!("expected an error, got {engine_response:?}");
     };
-    assert!(message.contains("no model is loaded"), "{message}");
+    assert!(
+        message.contains("the float model is not loaded"),
+        "{message}"
+    );
+}
+
+#[wasm_bindgen_test]
+fn load_model_reads_ivit_magic_as_integer_model() {
+    let mut bytes = ivit::model::format::MAGIC.to_vec();
+    bytes.extend_from_slice(&[7; 32]);
+    let response = WorkerEngine::new(false).respond(Request::LoadModel { bytes });
+    let Response::Error { message } = response else {
+        panic!("expected an error, got {response:?}");
+    };
+    assert!(
+        message.starts_with("the integer model could not be loaded"),
+        "{message}"
+    );
+}
+
+#[wasm_bindgen_test]
+fn predict_without_model_asks_to_wait() {
+    let response = WorkerEngine::new(false).respond(Request::Predict {
+        image: vec![1, 2, 3],
+    });
+    let Response::Error { message } = response else {
+        panic!("expected an error, got {response:?}");
+    };
+    assert!(message.contains("no model is loaded yet"), "{message}");
+}
+
+#[wasm_bindgen_test]
+fn test_hooks_need_the_flag() {
+    let mut engine = WorkerEngine::new(false);
+    for request in [Request::Panic, Request::IntLogits { crop: vec![0; 12] }] {
+        let response = engine.respond(request);
+        let Response::Error { message } = response else {
+            panic!("expected an error, got {response:?}");
+        };
+        assert!(message.contains("?test-hooks=1"), "{message}");
+    }
+}
+
+#[wasm_bindgen_test]
+fn int_logits_need_integer_model() {
+    let response = WorkerEngine::new(true).respond(Request::IntLogits { crop: vec![0; 12] });
+    let Response::Error { message } = response else {
+        panic!("expected an error, got {response:?}");
+    };
+    assert!(message.contains("integer model is not loaded"), "{message}");
+}
+
+#[wasm_bindgen_test]
+fn response_without_fatal_field_is_not_fatal() {
+    let value =
+        js_sys::JSON::parse(r#"{"id": 3, "response": {"Error": {"message": "x"}}}"#).unwrap();
+    let reply: ResponseMessage = from_js(value).unwrap();
+    assert!(!reply.fatal);
+
+    let value = js_sys::JSON::parse(
+        r#"{"id": null, "response": {"Error": {"message": "x"}}, "fatal": true}"#,
+    )
+    .unwrap();
+    let reply: ResponseMessage = from_js(value).unwrap();
+    assert!(reply.fatal);
+}
+
+#[wasm_bindgen_test]
+fn mode_crosses_as_lowercase_string() {
+    let message = RequestMessage {
+        id: 1,
+        request: Request::Classify {
+            image: vec![1],
+            mode: Mode::Compare,
+        },
+    };
+    let value = to_js(&message).unwrap();
+    let mode = get(&get(&get(&value, "request"), "Classify"), "mode");
+    assert_eq!(mode.as_string().as_deref(), Some("compare"));
 }

@@ -21,7 +21,7 @@ const INT16_LEVELS: u32 = 32767;
 /// keep headroom of 2^7 above it.
 const LOGIT_LEVELS: u32 = 1 << 24;
 
-/// Which forms of the integer exponential and GELU the model uses.
+/// Forms of the integer exponential and of GELU that a model uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Approximations {
     /// Shiftmax and ShiftGELU as published in I-ViT: 2^r ~= 1 + r/2, log2 e ~= 1.4375 by
@@ -71,7 +71,7 @@ impl Default for QuantizeOptions {
     }
 }
 
-/// Why quantization failed.
+/// Failure of quantization.
 #[derive(Debug, thiserror::Error)]
 pub enum QuantizeError {
     #[error("calibration has no statistics for {layer}; run calibration on at least one image first")]
@@ -152,7 +152,7 @@ impl Quantizer<'_> {
         self.calibration.get(layer).ok_or_else(|| QuantizeError::MissingStats { layer: layer.to_string() })
     }
 
-    /// The per-tensor scale of a calibrated activation.
+    /// Computes the per-tensor scale of a calibrated activation.
     fn scale(&self, layer: &str, width: Width) -> Result<f64, QuantizeError> {
         let (observer, levels) = match width {
             Width::Narrow => (self.options.observer, INT8_LEVELS),
@@ -240,9 +240,9 @@ impl Quantizer<'_> {
         Ok((block, residual2))
     }
 
-    /// One int8 scale per channel of a LayerNorm output, from the largest magnitude of
-    /// each channel in calibration. Channels that stayed near 0 get a floor of 2^-10 of
-    /// the largest channel's scale, which keeps their dyadic factors in range.
+    /// Computes one int8 scale per channel of an activation, with the int8 observer on
+    /// each channel's calibration sample. Channels that stayed near 0 get a floor of 2^-10
+    /// of the largest channel's range, which keeps their dyadic factors in range.
     fn channel_scales(&self, layer: &str) -> Result<Vec<f64>, QuantizeError> {
         let stats = self.calibration.channel_stats(layer).ok_or_else(|| QuantizeError::MissingStats { layer: layer.to_string() })?;
         let clips: Vec<f64> = stats.iter().map(|s| s.clip_range(self.options.observer, INT8_LEVELS) as f64).collect();
@@ -273,7 +273,8 @@ impl Quantizer<'_> {
         quantize_linear(layer, &folded, &float.bias, float.out_features, 1.0, out_scales)
     }
 
-    /// The patch embedding with `(p / 255 - mean) / std` folded in, for input `p - 128`.
+    /// Quantizes the patch embedding with `(p / 255 - mean) / std` folded in, for the
+    /// input `p - 128`.
     fn patch_embed(&self, model: &FloatVit, preprocess: &PreprocessConfig, out_scale: f64) -> Result<QLinear, QuantizeError> {
         let proj = &model.patch_embed.proj;
         let d = proj.out_features;

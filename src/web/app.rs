@@ -1,5 +1,5 @@
-//! The Yew page: downloads both models with byte progress, hands them to the inference
-//! worker, classifies dropped, picked, pasted or demo photos in the chosen mode, runs batch
+//! The Yew page. It downloads both models with byte progress and hands them to the inference
+//! worker. It classifies dropped, picked, pasted or demo photos in the chosen mode, runs batch
 //! accuracy over many labelled images, and restarts the worker when its engine fails.
 
 use std::collections::{HashMap, HashSet};
@@ -39,7 +39,7 @@ const DEMO_PHOTOS: [(&str, &str); 4] = [
     ("rocket", "assets/demo/rocket.jpg"),
 ];
 
-/// How long the worker may take to answer each kind of request before the page restarts it,
+/// Time the worker has to reply to each kind of request before the page restarts it,
 /// in milliseconds. Loading includes compiling the module and starting the thread pool, and
 /// requests wait behind each other in the worker.
 const INIT_TIMEOUT_MS: f64 = 120_000.0;
@@ -61,13 +61,18 @@ impl ModelSource {
     }
 }
 
-/// Where one model is on its way into the worker.
+/// Loading stage of one model.
 #[derive(Debug, Clone, PartialEq)]
 enum ModelState {
-    Downloading { loaded: f64, total: f64 },
+    Downloading {
+        loaded: f64,
+        total: f64,
+    },
     /// Downloaded; the worker parses it.
     Loading,
-    Loaded { summary: String },
+    Loaded {
+        summary: String,
+    },
     Failed(String),
 }
 
@@ -80,11 +85,14 @@ struct ModelSlot {
 
 impl ModelSlot {
     fn settled(&self) -> bool {
-        matches!(self.state, ModelState::Loaded { .. } | ModelState::Failed(_))
+        matches!(
+            self.state,
+            ModelState::Loaded { .. } | ModelState::Failed(_)
+        )
     }
 }
 
-/// What the worker reported at start.
+/// Capabilities the worker reported at start.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 struct WorkerInfo {
     ready: bool,
@@ -92,13 +100,14 @@ struct WorkerInfo {
     simd: bool,
 }
 
-/// A request waiting for its answer.
+/// A request waiting for its response.
 #[derive(Debug, Clone, PartialEq)]
 enum Pending {
     Init,
     Load(usize),
     Classify,
-    Predict(usize),
+    /// Item `.1` of the batch with serial number `.0`.
+    Predict(u32, usize),
     Panic,
 }
 
@@ -112,16 +121,32 @@ enum RunState {
 }
 
 pub enum Msg {
-    Worker { generation: u32, reply: ResponseMessage },
-    ModelProgress { slot: usize, loaded: f64, total: f64 },
-    ModelFetched { slot: usize, result: Result<Vec<u8>, String> },
+    Worker {
+        generation: u32,
+        reply: ResponseMessage,
+    },
+    ModelProgress {
+        slot: usize,
+        loaded: f64,
+        total: f64,
+    },
+    ModelFetched {
+        slot: usize,
+        result: Result<Vec<u8>, String>,
+    },
     SetMode(Mode),
     Picked(Vec<PickedFile>),
     PickFailed(String),
     Demo(&'static str),
-    ImageRead { source: String, result: Result<Vec<u8>, String> },
+    ImageRead {
+        source: String,
+        result: Result<Vec<u8>, String>,
+    },
     BatchReady(Result<Batch, String>),
-    BatchBytes { index: usize, result: Result<Vec<u8>, String> },
+    BatchBytes {
+        index: usize,
+        result: Result<Vec<u8>, String>,
+    },
     CancelBatch,
     Watchdog,
     TriggerPanic,
@@ -146,6 +171,8 @@ pub struct App {
     /// A message about the engine (a restart), shown until the next input.
     notice: Option<String>,
     batch: Option<Batch>,
+    /// Incremented per batch, so that a late response for a cancelled batch is dropped.
+    batch_serial: u32,
     canvas: NodeRef,
     drawn: Option<Rc<Outcome>>,
     _watchdog: Option<(i32, Closure<dyn FnMut()>)>,
@@ -168,7 +195,10 @@ impl Component for App {
                 .iter()
                 .map(|source| ModelSlot {
                     source: *source,
-                    state: ModelState::Downloading { loaded: 0.0, total: 0.0 },
+                    state: ModelState::Downloading {
+                        loaded: 0.0,
+                        total: 0.0,
+                    },
                     bytes: None,
                 })
                 .collect(),
@@ -180,6 +210,7 @@ impl Component for App {
             error: None,
             notice: None,
             batch: None,
+            batch_serial: 0,
             canvas: NodeRef::default(),
             drawn: None,
             _watchdog: start_watchdog(ctx),
@@ -199,7 +230,11 @@ impl Component for App {
                     self.on_reply(ctx, reply);
                 }
             }
-            Msg::ModelProgress { slot, loaded, total } => {
+            Msg::ModelProgress {
+                slot,
+                loaded,
+                total,
+            } => {
                 if let Some(model) = self.models.get_mut(slot) {
                     model.state = ModelState::Downloading { loaded, total };
                 }
@@ -213,7 +248,11 @@ impl Component for App {
             Msg::BatchReady(result) => self.on_batch_ready(ctx, result),
             Msg::BatchBytes { index, result } => self.on_batch_bytes(index, result),
             Msg::CancelBatch => {
-                if let Some(batch) = self.batch.as_mut().filter(|batch| batch.state == BatchState::Running) {
+                if let Some(batch) = self
+                    .batch
+                    .as_mut()
+                    .filter(|batch| batch.state == BatchState::Running)
+                {
                     batch.state = BatchState::Cancelled;
                 }
             }
@@ -258,8 +297,14 @@ impl Component for App {
     }
 
     fn rendered(&mut self, _ctx: &Context<Self>, _first_render: bool) {
-        let RunState::Done(outcome) = &self.run else { return };
-        if self.drawn.as_ref().is_some_and(|drawn| Rc::ptr_eq(drawn, outcome)) {
+        let RunState::Done(outcome) = &self.run else {
+            return;
+        };
+        if self
+            .drawn
+            .as_ref()
+            .is_some_and(|drawn| Rc::ptr_eq(drawn, outcome))
+        {
             return;
         }
         if let Some(canvas) = self.canvas.get() {
@@ -278,7 +323,9 @@ impl App {
         self.pending.clear();
 
         let generation = self.generation;
-        let callback = ctx.link().callback(move |reply| Msg::Worker { generation, reply });
+        let callback = ctx
+            .link()
+            .callback(move |reply| Msg::Worker { generation, reply });
         match WorkerClient::spawn(move |reply| callback.emit(reply), self.test_hooks) {
             Ok(client) => {
                 self.client = Some(client);
@@ -289,20 +336,28 @@ impl App {
             }
             Err(message) => {
                 self.client = None;
-                self.notice = Some(format!("The inference worker could not be started: {message}"));
+                self.notice = Some(format!(
+                    "The inference worker could not be started: {message}"
+                ));
             }
         }
     }
 
     /// Replaces the worker after a failure and reloads the models into the new one.
     fn restart_worker(&mut self, ctx: &Context<Self>, reason: String) {
-        web_sys::console::warn_1(&JsValue::from_str(&format!("restarting the inference worker: {reason}")));
+        web_sys::console::warn_1(&JsValue::from_str(&format!(
+            "restarting the inference worker: {reason}"
+        )));
         self.client = None;
         self.restarts += 1;
         if matches!(self.run, RunState::Running(_)) {
             self.run = RunState::Error(reason.clone());
         }
-        if let Some(batch) = self.batch.as_mut().filter(|batch| batch.state == BatchState::Running) {
+        if let Some(batch) = self
+            .batch
+            .as_mut()
+            .filter(|batch| batch.state == BatchState::Running)
+        {
             batch.state = BatchState::Interrupted;
         }
         self.notice = Some(format!(
@@ -317,7 +372,8 @@ impl App {
         };
         match client.send(request) {
             Ok(id) => {
-                self.pending.insert(id, (pending, js_sys::Date::now() + timeout_ms));
+                self.pending
+                    .insert(id, (pending, js_sys::Date::now() + timeout_ms));
                 true
             }
             Err(message) => {
@@ -328,9 +384,13 @@ impl App {
     }
 
     fn load_into_worker(&mut self, slot: usize) {
-        let Some(bytes) = self.models[slot].bytes.clone() else { return };
+        let Some(bytes) = self.models[slot].bytes.clone() else {
+            return;
+        };
         self.models[slot].state = ModelState::Loading;
-        let request = Request::LoadModel { bytes: bytes.to_vec() };
+        let request = Request::LoadModel {
+            bytes: bytes.to_vec(),
+        };
         self.send(request, Pending::Load(slot), LOAD_TIMEOUT_MS);
     }
 
@@ -340,7 +400,11 @@ impl App {
 
     fn check_deadlines(&mut self, ctx: &Context<Self>) -> bool {
         let now = js_sys::Date::now();
-        let overdue = self.pending.values().find(|(_, deadline)| *deadline < now).cloned();
+        let overdue = self
+            .pending
+            .values()
+            .find(|(_, deadline)| *deadline < now)
+            .cloned();
         match overdue {
             Some((pending, _)) => {
                 self.restart_worker(ctx, format!("no answer to the {pending:?} request in time"));
@@ -351,7 +415,10 @@ impl App {
     }
 
     fn on_reply(&mut self, ctx: &Context<Self>, reply: ResponseMessage) {
-        let pending = reply.id.and_then(|id| self.pending.remove(&id)).map(|(pending, _)| pending);
+        let pending = reply
+            .id
+            .and_then(|id| self.pending.remove(&id))
+            .map(|(pending, _)| pending);
         if reply.fatal {
             let reason = match &reply.response {
                 Response::Error { message } => message.clone(),
@@ -363,39 +430,75 @@ impl App {
 
         match (pending, reply.response) {
             (_, Response::Initialized { threads, simd, .. }) => {
-                self.worker = WorkerInfo { ready: true, threads, simd };
+                self.worker = WorkerInfo {
+                    ready: true,
+                    threads,
+                    simd,
+                };
             }
-            (Some(Pending::Load(slot)), Response::ModelLoaded { summary, calibration_images, .. }) => {
+            (
+                Some(Pending::Load(slot)),
+                Response::ModelLoaded {
+                    summary,
+                    calibration_images,
+                    ..
+                },
+            ) => {
                 if !calibration_images.is_empty() {
                     self.calibration_images = calibration_images.into_iter().collect();
                 }
                 self.models[slot].state = ModelState::Loaded { summary };
             }
             (Some(Pending::Load(slot)), Response::Error { message }) => {
+                self.error = Some(format!("{}: {message}", self.models[slot].source.file_name()));
                 self.models[slot].state = ModelState::Failed(message);
             }
-            (Some(Pending::Classify), Response::Classified { mode, crop_size, crop, float, int }) => {
+            (
+                Some(Pending::Classify),
+                Response::Classified {
+                    mode,
+                    crop_size,
+                    crop,
+                    float,
+                    int,
+                },
+            ) => {
                 let source = match &self.run {
                     RunState::Running(source) => source.clone(),
                     _ => String::new(),
                 };
-                self.run = RunState::Done(Rc::new(Outcome { source, mode, crop_size, crop, float, int }));
+                self.run = RunState::Done(Rc::new(Outcome {
+                    source,
+                    mode,
+                    crop_size,
+                    crop,
+                    float,
+                    int,
+                }));
             }
             (Some(Pending::Classify), Response::Error { message }) => self.fail_run(message),
-            (Some(Pending::Predict(index)), Response::Predicted { float_top5, int_top5 }) => {
-                if let Some(batch) = self.batch.as_mut() {
+            (
+                Some(Pending::Predict(serial, index)),
+                Response::Predicted {
+                    float_top5,
+                    int_top5,
+                },
+            ) => {
+                if let Some(batch) = self.batch.as_mut().filter(|_| serial == self.batch_serial) {
                     batch.record(index, float_top5.as_deref(), int_top5.as_deref());
                 }
                 self.next_batch_item(ctx);
             }
-            (Some(Pending::Predict(index)), Response::Error { message }) => {
-                if let Some(batch) = self.batch.as_mut() {
+            (Some(Pending::Predict(serial, index)), Response::Error { message }) => {
+                if let Some(batch) = self.batch.as_mut().filter(|_| serial == self.batch_serial) {
                     batch.record_failure(index, message);
                 }
                 self.next_batch_item(ctx);
             }
             (_, Response::Error { message }) => {
-                web_sys::console::warn_1(&JsValue::from_str(&format!("inference worker: {message}")));
+                web_sys::console::warn_1(&JsValue::from_str(&format!(
+                    "inference worker: {message}"
+                )));
                 self.notice = Some(message);
             }
             (pending, response) => {
@@ -423,7 +526,10 @@ impl App {
     // ---- single images ----
 
     fn on_picked(&mut self, ctx: &Context<Self>, files: Vec<PickedFile>) {
-        let candidates: Vec<&PickedFile> = files.iter().filter(|file| file.file_name() != LABELS_FILE).collect();
+        let candidates: Vec<&PickedFile> = files
+            .iter()
+            .filter(|file| file.file_name() != LABELS_FILE)
+            .collect();
         match candidates.as_slice() {
             [] => self.fail_run("no file was given; drop or pick an image file".to_string()),
             [single] => self.classify_file(ctx, (*single).clone()),
@@ -435,11 +541,15 @@ impl App {
         self.error = None;
         self.notice = None;
         if !self.ready() {
-            self.fail_run("the models are still loading; try again once the status line says ready".to_string());
+            self.fail_run(
+                "the models are still loading; try again once the status line says ready"
+                    .to_string(),
+            );
             return false;
         }
         if matches!(self.run, RunState::Running(_)) {
-            self.error = Some("a classification is still running; wait for it to finish".to_string());
+            self.error =
+                Some("a classification is still running; wait for it to finish".to_string());
             return false;
         }
         self.run = RunState::Running(source);
@@ -463,7 +573,10 @@ impl App {
         }
         ctx.link().send_future(async move {
             let result = io::fetch_bytes(url, |_, _| {}).await;
-            Msg::ImageRead { source: url.to_string(), result }
+            Msg::ImageRead {
+                source: url.to_string(),
+                result,
+            }
         });
     }
 
@@ -471,9 +584,14 @@ impl App {
         match result {
             Ok(image) => {
                 self.run = RunState::Running(source);
-                let request = Request::Classify { image, mode: self.mode };
+                let request = Request::Classify {
+                    image,
+                    mode: self.mode,
+                };
                 if !self.send(request, Pending::Classify, CLASSIFY_TIMEOUT_MS) {
-                    self.fail_run("the inference worker is not running; reload the page".to_string());
+                    self.fail_run(
+                        "the inference worker is not running; reload the page".to_string(),
+                    );
                 }
             }
             Err(message) => self.fail_run(message),
@@ -491,10 +609,17 @@ impl App {
         self.error = None;
         self.notice = None;
         if !self.ready() {
-            self.error = Some("the models are still loading; try again once the status line says ready".to_string());
+            self.error = Some(
+                "the models are still loading; try again once the status line says ready"
+                    .to_string(),
+            );
             return;
         }
-        if self.batch.as_ref().is_some_and(|batch| batch.state == BatchState::Running) {
+        if self
+            .batch
+            .as_ref()
+            .is_some_and(|batch| batch.state == BatchState::Running)
+        {
             self.error = Some("a batch is still running; cancel it first".to_string());
             return;
         }
@@ -503,10 +628,12 @@ impl App {
         let calibration = self.calibration_images.clone();
         ctx.link().send_future(async move {
             let labels = match find_labels_file(&files) {
-                Some((folder, file)) => match file.read().await.and_then(|bytes| parse_labels(&bytes)) {
-                    Ok(map) => Some((folder, map)),
-                    Err(message) => return Msg::BatchReady(Err(message)),
-                },
+                Some((folder, file)) => {
+                    match file.read().await.and_then(|bytes| parse_labels(&bytes)) {
+                        Ok(map) => Some((folder, map)),
+                        Err(message) => return Msg::BatchReady(Err(message)),
+                    }
+                }
                 None => None,
             };
             Msg::BatchReady(Ok(Batch::new(files, labels, &classes, &calibration)))
@@ -523,6 +650,7 @@ impl App {
             }
             Ok(batch) => {
                 self.batch = Some(batch);
+                self.batch_serial = self.batch_serial.wrapping_add(1);
                 self.next_batch_item(ctx);
             }
             Err(message) => self.error = Some(message),
@@ -531,10 +659,16 @@ impl App {
 
     /// Reads the next image of the running batch; the worker gets it in `on_batch_bytes`.
     fn next_batch_item(&mut self, ctx: &Context<Self>) {
-        let Some(batch) = self.batch.as_mut().filter(|batch| batch.state == BatchState::Running) else {
+        let Some(batch) = self
+            .batch
+            .as_mut()
+            .filter(|batch| batch.state == BatchState::Running)
+        else {
             return;
         };
-        let Some(item) = batch.items.get(batch.next) else { return };
+        let Some(item) = batch.items.get(batch.next) else {
+            return;
+        };
         let index = batch.next;
         batch.next += 1;
         let file = item.file.clone();
@@ -545,11 +679,18 @@ impl App {
     }
 
     fn on_batch_bytes(&mut self, index: usize, result: Result<Vec<u8>, String>) {
-        if self.batch.as_ref().is_none_or(|batch| batch.state != BatchState::Running) {
+        if self
+            .batch
+            .as_ref()
+            .is_none_or(|batch| batch.state != BatchState::Running)
+        {
             return;
         }
         let sent = match result {
-            Ok(image) => self.send(Request::Predict { image }, Pending::Predict(index), CLASSIFY_TIMEOUT_MS),
+            Ok(image) => {
+                let pending = Pending::Predict(self.batch_serial, index);
+                self.send(Request::Predict { image }, pending, CLASSIFY_TIMEOUT_MS)
+            }
             Err(message) => {
                 if let Some(batch) = self.batch.as_mut() {
                     batch.record_failure(index, message);
@@ -558,7 +699,11 @@ impl App {
             }
         };
         if !sent {
-            if let Some(batch) = self.batch.as_mut().filter(|batch| batch.state == BatchState::Running) {
+            if let Some(batch) = self
+                .batch
+                .as_mut()
+                .filter(|batch| batch.state == BatchState::Running)
+            {
                 batch.state = BatchState::Interrupted;
             }
         }
@@ -576,7 +721,11 @@ impl App {
                 self.worker.threads,
                 if self.worker.threads == 1 { "" } else { "s" },
                 if self.worker.simd { "on" } else { "off" },
-                if self.isolated { "cross-origin isolated" } else { "not cross-origin isolated (no threads)" }
+                if self.isolated {
+                    "cross-origin isolated"
+                } else {
+                    "not cross-origin isolated (no threads)"
+                }
             )
         };
         let models = self.models.iter().map(view_model);
@@ -600,14 +749,18 @@ impl App {
 
     fn view_notice(&self) -> Html {
         match &self.notice {
-            Some(notice) => html! { <p class="notice" data-testid="notice" role="status">{ notice }</p> },
+            Some(notice) => {
+                html! { <p class="notice" data-testid="notice" role="status">{ notice }</p> }
+            }
             None => html! {},
         }
     }
 
     fn view_error(&self) -> Html {
         match &self.error {
-            Some(message) => html! { <p class="error" data-testid="error" role="alert">{ message }</p> },
+            Some(message) => {
+                html! { <p class="error" data-testid="error" role="alert">{ message }</p> }
+            }
             None => html! {},
         }
     }
@@ -678,7 +831,9 @@ impl App {
             RunState::Error(_) => ("error", None),
         };
         let top1 = |result: Option<&crate::web::protocol::PathResult>| {
-            result.and_then(|result| result.top.first()).map(|class| class.index.to_string())
+            result
+                .and_then(|result| result.top.first())
+                .map(|class| class.index.to_string())
         };
         let millis = |result: Option<&crate::web::protocol::PathResult>| {
             result.map(|result| format!("{:.3}", result.micros / 1000.0))
@@ -688,7 +843,9 @@ impl App {
 
         let heading = match &self.run {
             RunState::Running(source) => format!("Classifying {source}…"),
-            RunState::Done(outcome) => format!("{} ({} mode)", outcome.source, mode_name(outcome.mode)),
+            RunState::Done(outcome) => {
+                format!("{} ({} mode)", outcome.source, mode_name(outcome.mode))
+            }
             RunState::Error(_) => "The last input failed (see the message above)".to_string(),
             RunState::Idle => String::new(),
         };
@@ -722,15 +879,19 @@ impl App {
                 <h3>{ "Per-layer time" }</h3>
                 { layer_chart(&rows) }
                 <p class="note">{ error_note }</p>
-                { layer_table(outcome, &rows) }
+                <div class="table-scroll">{ layer_table(outcome, &rows) }</div>
             </>
         }
     }
 
     fn view_batch(&self, ctx: &Context<Self>) -> Html {
-        let Some(batch) = &self.batch else { return html! {} };
+        let Some(batch) = &self.batch else {
+            return html! {};
+        };
         let rate = |value: Option<f64>| value.map(|rate| format!("{rate:.4}"));
-        let percent = |value: Option<f64>| value.map_or_else(|| "–".to_string(), |rate| format!("{:.1} %", rate * 100.0));
+        let percent = |value: Option<f64>| {
+            value.map_or_else(|| "–".to_string(), |rate| format!("{:.1} %", rate * 100.0))
+        };
         let cancel = (batch.state == BatchState::Running).then(|| {
             html! { <button data-testid="batch-cancel" onclick={ctx.link().callback(|_| Msg::CancelBatch)}>{ "Cancel" }</button> }
         });
@@ -781,7 +942,11 @@ fn view_model(slot: &ModelSlot) -> Html {
         .unwrap_or_default();
     let body = match &slot.state {
         ModelState::Downloading { loaded, total } => {
-            let of_total = if *total > 0.0 { format!(" of {:.1} MB", total / 1e6) } else { String::new() };
+            let of_total = if *total > 0.0 {
+                format!(" of {:.1} MB", total / 1e6)
+            } else {
+                String::new()
+            };
             html! {
                 <>
                     <progress max={total.max(1.0).to_string()} value={loaded.to_string()}></progress>
@@ -791,7 +956,9 @@ fn view_model(slot: &ModelSlot) -> Html {
         }
         ModelState::Loading => html! { { format!("{size}, parsing in the worker…") } },
         ModelState::Loaded { summary } => html! { { format!("{size}: {summary}") } },
-        ModelState::Failed(message) => html! { <span class="error-text">{ format!("failed: {message}") }</span> },
+        ModelState::Failed(message) => {
+            html! { <span class="error-text">{ format!("failed: {message}") }</span> }
+        }
     };
     html! {
         <li data-testid={format!("model-{kind}")}><span class="model-name">{ format!("{kind} model {name}") }</span>{ " " }{ body }</li>
@@ -810,8 +977,14 @@ fn mode_name(mode: Mode) -> &'static str {
 fn download_model(ctx: &Context<App>, slot: usize, url: &'static str) {
     let progress = ctx
         .link()
-        .callback(move |(loaded, total): (f64, f64)| Msg::ModelProgress { slot, loaded, total });
-    let done = ctx.link().callback(move |result| Msg::ModelFetched { slot, result });
+        .callback(move |(loaded, total): (f64, f64)| Msg::ModelProgress {
+            slot,
+            loaded,
+            total,
+        });
+    let done = ctx
+        .link()
+        .callback(move |result| Msg::ModelFetched { slot, result });
     spawn_local(async move {
         let result = io::fetch_bytes(url, move |loaded, total| progress.emit((loaded, total)))
             .await
@@ -826,7 +999,10 @@ fn start_watchdog(ctx: &Context<App>) -> Option<(i32, Closure<dyn FnMut()>)> {
     let closure = Closure::<dyn FnMut()>::new(move || callback.emit(()));
     let window = web_sys::window()?;
     let id = window
-        .set_interval_with_callback_and_timeout_and_arguments_0(closure.as_ref().unchecked_ref(), WATCHDOG_PERIOD_MS)
+        .set_interval_with_callback_and_timeout_and_arguments_0(
+            closure.as_ref().unchecked_ref(),
+            WATCHDOG_PERIOD_MS,
+        )
         .ok()?;
     Some((id, closure))
 }

@@ -78,7 +78,7 @@ pub struct Batch {
     pub items: Vec<BatchItem>,
     /// Index of the next item to send.
     pub next: usize,
-    /// Items answered, failures included.
+    /// Items with a response, failures included.
     pub done: usize,
     pub state: BatchState,
     pub float: Hits,
@@ -107,9 +107,13 @@ impl Batch {
         classes: &[ImageNetClass],
         calibration_images: &HashSet<String>,
     ) -> Batch {
-        let (images, others): (Vec<PickedFile>, Vec<PickedFile>) =
-            files.into_iter().partition(|file| is_image_path(&file.path));
-        let ignored_files = others.iter().filter(|file| file.file_name() != LABELS_FILE).count();
+        let (images, others): (Vec<PickedFile>, Vec<PickedFile>) = files
+            .into_iter()
+            .partition(|file| is_image_path(&file.path));
+        let ignored_files = others
+            .iter()
+            .filter(|file| file.file_name() != LABELS_FILE)
+            .count();
 
         let before = images.len();
         let images: Vec<PickedFile> = images
@@ -151,8 +155,13 @@ impl Batch {
         self.items.len()
     }
 
-    /// Records the answer for item `index`.
-    pub fn record(&mut self, index: usize, float_top5: Option<&[usize]>, int_top5: Option<&[usize]>) {
+    /// Records the predictions for item `index`.
+    pub fn record(
+        &mut self,
+        index: usize,
+        float_top5: Option<&[usize]>,
+        int_top5: Option<&[usize]>,
+    ) {
         let label = self.items.get(index).and_then(|item| item.label);
         if let Some(top5) = float_top5 {
             self.float.add(top5, label);
@@ -171,7 +180,10 @@ impl Batch {
 
     /// Records a failed item.
     pub fn record_failure(&mut self, index: usize, message: String) {
-        let path = self.items.get(index).map_or("?", |item| item.file.path.as_str());
+        let path = self
+            .items
+            .get(index)
+            .map_or("?", |item| item.file.path.as_str());
         self.failed += 1;
         self.last_failure = Some(format!("{path}: {message}"));
         self.finish_item();
@@ -191,7 +203,10 @@ impl Batch {
 
     /// Images with a label.
     pub fn labelled(&self) -> usize {
-        self.items.iter().filter(|item| item.label.is_some()).count()
+        self.items
+            .iter()
+            .filter(|item| item.label.is_some())
+            .count()
     }
 }
 
@@ -199,7 +214,9 @@ impl Batch {
 /// the label file, then by its file name.
 fn label_from_json(map: &HashMap<String, usize>, folder: &str, file: &PickedFile) -> Option<usize> {
     let relative = file.path.strip_prefix(folder).unwrap_or(&file.path);
-    map.get(relative).or_else(|| map.get(file.file_name())).copied()
+    map.get(relative)
+        .or_else(|| map.get(file.file_name()))
+        .copied()
 }
 
 /// Finds the `labels.json` of a set: the one closest to the root. Returns it with the
@@ -217,6 +234,7 @@ pub fn find_labels_file(files: &[PickedFile]) -> Option<(String, PickedFile)> {
 
 /// Parses a `labels.json`.
 pub fn parse_labels(bytes: &[u8]) -> Result<HashMap<String, usize>, String> {
-    serde_json::from_slice(bytes)
-        .map_err(|err| format!("{LABELS_FILE} is not a JSON object of file name to class index: {err}"))
+    serde_json::from_slice(bytes).map_err(|err| {
+        format!("{LABELS_FILE} is not a JSON object of file name to class index: {err}")
+    })
 }

@@ -34,7 +34,10 @@ impl WorkerClient {
     /// receives every response, and a fatal [`Response::Error`] for worker failures that no
     /// request caused (a script that fails to load, an uncaught exception). `test_hooks`
     /// makes the worker honour the test-only requests.
-    pub fn spawn(on_response: impl Fn(ResponseMessage) + 'static, test_hooks: bool) -> Result<WorkerClient, String> {
+    pub fn spawn(
+        on_response: impl Fn(ResponseMessage) + 'static,
+        test_hooks: bool,
+    ) -> Result<WorkerClient, String> {
         let options = WorkerOptions::new();
         options.set_type(WorkerType::Module);
         let hooks = if test_hooks { "&test-hooks=1" } else { "" };
@@ -45,7 +48,9 @@ impl WorkerClient {
         let on_response = std::rc::Rc::new(on_response);
         let on_message = {
             let on_response = on_response.clone();
-            Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| on_response(parse_reply(event.data())))
+            Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+                on_response(parse_reply(event.data()))
+            })
         };
         let on_error = Closure::<dyn FnMut(ErrorEvent)>::new(move |event: ErrorEvent| {
             let message = format!(

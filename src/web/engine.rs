@@ -14,7 +14,8 @@ use crate::model::{self, FloatVit, PreprocessConfig};
 use crate::profile::{Clock, ErrorStats, PathKind, Profiler};
 
 use super::protocol::{
-    from_js, to_js, ClassScore, Mode, PathResult, Request, RequestMessage, Response, ResponseMessage,
+    from_js, to_js, ClassScore, Mode, PathResult, Request, RequestMessage, Response,
+    ResponseMessage,
 };
 
 /// Number of classes a classification reports.
@@ -115,7 +116,9 @@ impl WorkerEngine {
 
     fn load_int(&mut self, bytes: &[u8]) -> Result<Response, String> {
         let model = model::load_int(bytes).map_err(|err| {
-            format!("the integer model could not be loaded: {err}; make it again with `ivit quantize`")
+            format!(
+                "the integer model could not be loaded: {err}; make it again with `ivit quantize`"
+            )
         })?;
         let summary = format!(
             "{}, calibrated on {}",
@@ -149,13 +152,16 @@ impl WorkerEngine {
         self.float
             .as_ref()
             .map(|loaded| &loaded.model)
-            .ok_or_else(|| "the float model is not loaded; reload the page or choose the Integer mode".to_string())
+            .ok_or_else(|| {
+                "the float model is not loaded; reload the page or choose the Integer mode"
+                    .to_string()
+            })
     }
 
     fn int_model(&self) -> Result<&IntVit, String> {
-        self.int
-            .as_ref()
-            .ok_or_else(|| "the integer model is not loaded; reload the page or choose the Float mode".to_string())
+        self.int.as_ref().ok_or_else(|| {
+            "the integer model is not loaded; reload the page or choose the Float mode".to_string()
+        })
     }
 
     fn classify(&self, image_bytes: &[u8], mode: Mode) -> Result<Response, String> {
@@ -203,7 +209,10 @@ impl WorkerEngine {
         let micros = clock.now_us() - start;
 
         Ok(PathResult {
-            top: self.top_classes(&labels::softmax(&logits), &labels::top_k(&logits, TOP_CLASSES)),
+            top: self.top_classes(
+                &labels::softmax(&logits),
+                &labels::top_k(&logits, TOP_CLASSES),
+            ),
             micros,
             layers: profiler.into_records(),
         })
@@ -214,7 +223,9 @@ impl WorkerEngine {
         let model = self.int_model()?;
         let mut profiler = Profiler::with_clock(clock, PathKind::Int);
         let start = clock.now_us();
-        let logits = model.forward(crop, &mut profiler).map_err(|err| err.to_string())?;
+        let logits = model
+            .forward(crop, &mut profiler)
+            .map_err(|err| err.to_string())?;
         let micros = clock.now_us() - start;
 
         let probabilities = labels::softmax(&dequantize_logits(model, &logits));
@@ -228,7 +239,11 @@ impl WorkerEngine {
     /// Runs both paths once more with activation tracing and returns the error of each
     /// integer layer against the float one. The traced run's timings are discarded, because
     /// tracing slows both paths.
-    fn layer_errors(&self, prepared: &Preprocessed, clock: &PerformanceClock) -> Result<HashMap<String, ErrorStats>, String> {
+    fn layer_errors(
+        &self,
+        prepared: &Preprocessed,
+        clock: &PerformanceClock,
+    ) -> Result<HashMap<String, ErrorStats>, String> {
         let comparison = compare_paths(
             self.float_model()?,
             self.int_model()?,
@@ -251,23 +266,33 @@ impl WorkerEngine {
         let prepared = self.prepare(image_bytes)?;
 
         let float_top5 = self.float.as_ref().map(|loaded| {
-            let logits = loaded.model.forward(&prepared.tensor, &mut Profiler::disabled(PathKind::Float));
+            let logits = loaded
+                .model
+                .forward(&prepared.tensor, &mut Profiler::disabled(PathKind::Float));
             labels::top_k(&logits, TOP_CLASSES)
         });
         let int_top5 = match &self.int {
             Some(model) => {
-                let logits = model.forward_untimed(&prepared.crop.data).map_err(|err| err.to_string())?;
+                let logits = model
+                    .forward_untimed(&prepared.crop.data)
+                    .map_err(|err| err.to_string())?;
                 Some(labels::top_k(&logits, TOP_CLASSES))
             }
             None => None,
         };
 
-        Ok(Response::Predicted { float_top5, int_top5 })
+        Ok(Response::Predicted {
+            float_top5,
+            int_top5,
+        })
     }
 
     fn int_logits(&self, crop: &[u8]) -> Result<Response, String> {
         self.require_test_hooks("IntLogits")?;
-        let logits = self.int_model()?.forward_untimed(crop).map_err(|err| err.to_string())?;
+        let logits = self
+            .int_model()?
+            .forward_untimed(crop)
+            .map_err(|err| err.to_string())?;
         Ok(Response::IntLogits { logits })
     }
 
@@ -304,13 +329,20 @@ impl WorkerEngine {
 fn describe_config(kind: &str, config: &model::VitConfig) -> String {
     format!(
         "{kind} ViT: {} blocks, width {}, {} heads, {} classes, {} x {} input",
-        config.depth, config.embed_dim, config.num_heads, config.num_classes, config.image_size, config.image_size
+        config.depth,
+        config.embed_dim,
+        config.num_heads,
+        config.num_classes,
+        config.image_size,
+        config.image_size
     )
 }
 
 /// Reads a numeric `id` property from a message that failed to parse as a whole.
 fn read_id(message: &JsValue) -> Option<u32> {
-    let id = js_sys::Reflect::get(message, &JsValue::from_str("id")).ok()?.as_f64()?;
+    let id = js_sys::Reflect::get(message, &JsValue::from_str("id"))
+        .ok()?
+        .as_f64()?;
     let in_range = id.fract() == 0.0 && (0.0..=u32::MAX as f64).contains(&id);
     in_range.then_some(id as u32)
 }
@@ -327,7 +359,10 @@ impl PerformanceClock {
             .ok()
             .and_then(|scope| scope.performance())
             .map(|performance| PerformanceClock { performance })
-            .ok_or_else(|| "performance.now() is not available; classification runs only in a web worker".to_string())
+            .ok_or_else(|| {
+                "performance.now() is not available; classification runs only in a web worker"
+                    .to_string()
+            })
     }
 }
 

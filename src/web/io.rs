@@ -54,14 +54,23 @@ impl PickedFile {
     pub async fn read(&self) -> Result<Vec<u8>, String> {
         let value = JsFuture::from(read_bytes_promise(&self.file))
             .await
-            .map_err(|err| format!("{} could not be read: {}", self.path, describe_js_error(&err)))?;
+            .map_err(|err| {
+                format!(
+                    "{} could not be read: {}",
+                    self.path,
+                    describe_js_error(&err)
+                )
+            })?;
         Ok(Uint8Array::new(&value).to_vec())
     }
 }
 
 /// Downloads `url`, calling `on_progress(loaded_bytes, total_bytes)` as bytes arrive
 /// (`total_bytes` is 0 when the server sends no Content-Length).
-pub async fn fetch_bytes(url: &str, on_progress: impl FnMut(f64, f64) + 'static) -> Result<Vec<u8>, String> {
+pub async fn fetch_bytes(
+    url: &str,
+    on_progress: impl FnMut(f64, f64) + 'static,
+) -> Result<Vec<u8>, String> {
     let on_progress = Closure::<dyn FnMut(f64, f64)>::new(on_progress);
     let value = JsFuture::from(fetch_with_progress(url, &on_progress))
         .await
@@ -80,13 +89,19 @@ pub fn files_of_input(target: &JsValue) -> Vec<PickedFile> {
 
 /// The files of a drop event, with the contents of dropped folders. The entries are taken
 /// when this is called, because a drop's DataTransfer empties once its handler returns.
-pub fn files_of_drop(event: &JsValue) -> impl std::future::Future<Output = Result<Vec<PickedFile>, String>> + 'static {
-    let data_transfer = Reflect::get(event, &JsValue::from_str("dataTransfer")).unwrap_or(JsValue::NULL);
+pub fn files_of_drop(
+    event: &JsValue,
+) -> impl std::future::Future<Output = Result<Vec<PickedFile>, String>> + 'static {
+    let data_transfer =
+        Reflect::get(event, &JsValue::from_str("dataTransfer")).unwrap_or(JsValue::NULL);
     let promise = files_from_drop(&data_transfer);
     async move {
-        let value = JsFuture::from(promise)
-            .await
-            .map_err(|err| format!("the dropped files could not be read: {}", describe_js_error(&err)))?;
+        let value = JsFuture::from(promise).await.map_err(|err| {
+            format!(
+                "the dropped files could not be read: {}",
+                describe_js_error(&err)
+            )
+        })?;
         Ok(picked_files(&Array::from(&value)))
     }
 }

@@ -160,5 +160,6 @@ pub fn to_js<T: Serialize>(message: &T) -> Result<JsValue, String> {
 
 /// Converts a received JavaScript value back into a message.
 pub fn from_js<T: for<'de> Deserialize<'de>>(value: JsValue) -> Result<T, String> {
-    serde_wasm_bindgen::from_value(value).map_err(|err| format!("message is not a valid protocol message: {err}"))
+    serde_wasm_bindgen::from_value(value)
+        .map_err(|err| format!("message is not a valid protocol message: {err}"))
 }

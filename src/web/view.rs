@@ -51,7 +51,10 @@ pub fn layer_rows(outcome: &Outcome) -> Vec<LayerRow> {
         })
         .collect();
 
-    for record in secondary.map(|result| result.layers.as_slice()).unwrap_or_default() {
+    for record in secondary
+        .map(|result| result.layers.as_slice())
+        .unwrap_or_default()
+    {
         match rows.iter_mut().find(|row| row.layer == record.layer) {
             Some(row) => row.float_us = Some(row.float_us.unwrap_or(0.0) + record.micros),
             None => rows.push(LayerRow {
@@ -144,9 +147,11 @@ pub fn layer_table(outcome: &Outcome, rows: &[LayerRow]) -> Html {
     let has_int = outcome.int.is_some();
 
     let body = rows.iter().map(|row| {
-        let (sqnr, cosine) = row.error.map_or(("–".to_string(), "–".to_string()), |error| {
-            (format_sqnr(error.sqnr_db), format!("{:.5}", error.cosine))
-        });
+        let (sqnr, cosine) = row
+            .error
+            .map_or(("–".to_string(), "–".to_string()), |error| {
+                (format_sqnr(error.sqnr_db), format!("{:.5}", error.cosine))
+            });
         html! {
             <tr
                 data-testid="layer-row"
@@ -229,7 +234,9 @@ pub fn layer_chart(rows: &[LayerRow]) -> Html {
     let height = TOP_MARGIN + PLOT_HEIGHT + BOTTOM_MARGIN;
     let baseline = TOP_MARGIN + PLOT_HEIGHT;
     let bar = |x: f64, micros: Option<f64>, class: &'static str, title: String| -> Html {
-        let Some(micros) = micros else { return html! {} };
+        let Some(micros) = micros else {
+            return html! {};
+        };
         let bar_height = (micros / max_us * PLOT_HEIGHT).max(0.5);
         html! {
             <rect class={class} x={format!("{x:.1}")} y={format!("{:.1}", baseline - bar_height)}

@@ -261,12 +261,12 @@ fn same_size(a: &Path, b: &Path) -> bool {
 }
 
 /// Makes `assets/models/vit_tiny_patch16_224.ivit` with `ivit quantize` from the float
-/// checkpoint, when the CLI has that command and the file is missing.
+/// checkpoint, when the CLI has that command and the file is missing or does not load.
 pub fn make_integer_model(repo: &Path) -> Result<()> {
     let models = repo.join("assets/models");
     let (float_model, integer_model) = (models.join(FLOAT_MODEL_FILE), models.join(INTEGER_MODEL_FILE));
-    if integer_model.is_file() {
-        log(format_args!("skip: {} is present", integer_model.display()));
+    if integer_model.is_file() && integer_model_loads(repo, &float_model, &integer_model) {
+        log(format_args!("skip: {} is present and loads", integer_model.display()));
         return Ok(());
     }
     if !float_model.is_file() {
@@ -304,6 +304,30 @@ pub fn make_integer_model(repo: &Path) -> Result<()> {
         bail!("ivit quantize finished but did not write {}", integer_model.display());
     }
     Ok(())
+}
+
+/// Returns whether the CLI loads `integer_model`: `ivit compare` on a demo photo, which reads
+/// both models, succeeds. A file of an older format version, or from an older build whose
+/// model layout changed, fails this, so that setup makes it again.
+fn integer_model_loads(repo: &Path, float_model: &Path, integer_model: &Path) -> bool {
+    let loads = Command::new("cargo")
+        .args(["run", "--release", "--quiet", "--bin", "ivit", "--", "compare", "--model"])
+        .arg(float_model)
+        .arg("--int")
+        .arg(integer_model)
+        .arg(repo.join("assets/demo/chelsea.png"))
+        .current_dir(repo)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    if !loads {
+        log(format_args!(
+            "{} does not load with the current build, so it is made again",
+            integer_model.display()
+        ));
+    }
+    loads
 }
 
 /// Returns whether `ivit --help` lists a `quantize` command. The CLI's sources are searched first,

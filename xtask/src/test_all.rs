@@ -111,10 +111,28 @@ fn wasm_unit_test_command(repo: &Path) -> Command {
 /// Starts the server on a free port of 127.0.0.1, runs the end-to-end tests against it and
 /// stops it, whatever the tests did.
 fn serve_and_run_e2e(repo: &Path) -> Result<Counts> {
+    write_native_reference(repo);
     let server = RunningServer::start(repo, "127.0.0.1", 0)?;
     let counts = run_e2e(repo, &server.url());
     server.stop();
     counts
+}
+
+/// Where `tests/web_native_reference.rs` writes the native results that the end-to-end
+/// checks compare the browser's against.
+const NATIVE_REFERENCE: &str = "target/e2e/native-reference.json";
+
+/// Writes the native reference of the end-to-end checks. A failure is only logged: the
+/// checks that need the file then fail and say that it is missing.
+fn write_native_reference(repo: &Path) {
+    let _ = std::fs::remove_file(repo.join(NATIVE_REFERENCE));
+    let written = run(Command::new("cargo")
+        .args(["test", "--test", "web_native_reference"])
+        .env("IVIT_NATIVE_REFERENCE", repo.join(NATIVE_REFERENCE))
+        .current_dir(repo));
+    if let Err(err) = written {
+        log(format_args!("the native reference {NATIVE_REFERENCE} could not be written: {err:#}"));
+    }
 }
 
 fn report(stages: &[Stage], total_seconds: f64) {

@@ -13,7 +13,7 @@ use crate::models;
 #[derive(Args)]
 pub struct ClassifyArgs {
     /// Float model (timm ViT/DeiT safetensors).
-    #[arg(long, default_value_os_t = crate::default_model_path())]
+    #[arg(long, default_value_os_t = crate::cli::default_model_path())]
     model: PathBuf,
     /// Number of classes to print per image.
     #[arg(long, default_value_t = 5)]

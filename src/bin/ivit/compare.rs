@@ -18,10 +18,10 @@ use crate::{dataset, models};
 #[derive(Args)]
 pub struct CompareArgs {
     /// Float model (timm ViT/DeiT safetensors).
-    #[arg(long, default_value_os_t = crate::default_model_path())]
+    #[arg(long, default_value_os_t = crate::cli::default_model_path())]
     model: PathBuf,
     /// Integer model (.ivit) made by `ivit quantize`.
-    #[arg(long, default_value_os_t = crate::default_int_model_path())]
+    #[arg(long, default_value_os_t = crate::cli::default_int_model_path())]
     int: PathBuf,
     /// Diagnostic: integer approximations to replace by exact float operations
     /// (comma-separated: softmax, gelu, layernorm).

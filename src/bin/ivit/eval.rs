@@ -19,7 +19,7 @@ use crate::{dataset, models};
 #[derive(Args)]
 pub struct EvalArgs {
     /// Float model (timm ViT/DeiT safetensors).
-    #[arg(long, default_value_os_t = crate::default_model_path())]
+    #[arg(long, default_value_os_t = crate::cli::default_model_path())]
     model: PathBuf,
     /// Integer model (.ivit) made by `ivit quantize`; its calibration images are left out.
     #[arg(long)]

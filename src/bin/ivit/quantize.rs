@@ -19,7 +19,7 @@ const MAX_CALIBRATION_IMAGES: usize = 32;
 #[derive(Args)]
 pub struct QuantizeArgs {
     /// Float model (timm ViT/DeiT safetensors).
-    #[arg(long, default_value_os_t = crate::default_model_path())]
+    #[arg(long, default_value_os_t = crate::cli::default_model_path())]
     model: PathBuf,
     /// Folder of calibration images (labels are not needed).
     #[arg(long)]

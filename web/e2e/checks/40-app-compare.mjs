@@ -1,0 +1,107 @@
+// The app classifies the cat demo photo in Compare mode like the native engine, stays
+// responsive while it runs, shows per-layer rows, and leaves a screenshot for the README.
+
+import assert from 'node:assert/strict';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import {
+  CAT_CLASSES, MODELS_MISSING, REPO, modelsServed, nativeReference, runAndWait, waitReady,
+} from '../helpers.mjs';
+
+const SCREENSHOT = join(REPO, 'docs/screenshot-compare.png');
+
+/** Longest gap between two ticks of a 20 ms interval timer that still counts as responsive. */
+const MAX_TICK_GAP_MS = 250;
+
+async function compareCat(harness) {
+  const page = await harness.app();
+  await waitReady(page);
+  await page.click('[data-testid=mode-compare]');
+  return { page, result: await runAndWait(page, () => page.click('[data-testid=demo-cat]')) };
+}
+
+export default [
+  {
+    name: 'cat photo gives a cat class on both paths',
+    run: async (harness) => {
+      if (!(await modelsServed(harness))) return { skipped: MODELS_MISSING };
+      const { result } = await compareCat(harness);
+      assert.equal(result.state, 'done', `result: ${JSON.stringify(result)}`);
+      assert.ok(CAT_CLASSES.includes(Number(result.intTop1)), `integer top-1 is ${result.intTop1}`);
+      assert.ok(CAT_CLASSES.includes(Number(result.floatTop1)), `float top-1 is ${result.floatTop1}`);
+      assert.ok(Number(result.intMs) > 0, `data-int-ms is ${result.intMs}`);
+      assert.ok(Number(result.floatMs) > 0, `data-float-ms is ${result.floatMs}`);
+    },
+  },
+  {
+    name: 'browser top-1 equals native top-1',
+    run: async (harness) => {
+      if (!(await modelsServed(harness))) return { skipped: MODELS_MISSING };
+      const native = nativeReference();
+      assert.ok(native, 'target/e2e/native-reference.json is missing; run the checks through `cargo xtask test`');
+      const { result } = await compareCat(harness);
+      assert.equal(Number(result.intTop1), native.int_top1, 'integer path');
+      assert.equal(Number(result.floatTop1), native.float_top1, 'float path');
+    },
+  },
+  {
+    name: 'layer rows show both paths',
+    run: async (harness) => {
+      if (!(await modelsServed(harness))) return { skipped: MODELS_MISSING };
+      const page = await harness.app();
+      const rows = await page.locator('[data-testid=layer-row]').evaluateAll((elements) =>
+        elements.map((element) => ({ ...element.dataset })));
+      const layers = rows.map((row) => row.layer);
+      for (const layer of ['patch_embed', 'blocks.0.attn.qkv', 'blocks.11.mlp.fc2', 'head']) {
+        assert.ok(layers.includes(layer), `no row for ${layer}; rows: ${layers.slice(0, 8).join(', ')}...`);
+      }
+      const qkv = rows.find((row) => row.layer === 'blocks.0.attn.qkv');
+      assert.ok(Number(qkv.intUs) > 0, `integer time of blocks.0.attn.qkv is ${qkv.intUs}`);
+      assert.ok(Number(qkv.floatUs) > 0, `float time of blocks.0.attn.qkv is ${qkv.floatUs}`);
+      const errorCells = await page.locator('[data-testid=layer-row] td:nth-child(6)').allTextContents();
+      assert.ok(errorCells.some((text) => Number.isFinite(Number(text))), 'no SQNR value in the table');
+    },
+  },
+  {
+    name: 'page stays responsive during inference',
+    run: async (harness) => {
+      if (!(await modelsServed(harness))) return { skipped: MODELS_MISSING };
+      const page = await harness.app();
+      await waitReady(page);
+      await page.evaluate(() => {
+        window.tickTimes = [];
+        window.tickTimer = setInterval(() => window.tickTimes.push(performance.now()), 20);
+      });
+      const start = await page.evaluate(() => performance.now());
+      const result = await runAndWait(page, () => page.click('[data-testid=demo-cat]'));
+      const ticks = await page.evaluate((since) => {
+        clearInterval(window.tickTimer);
+        return window.tickTimes.filter((time) => time >= since);
+      }, start);
+      assert.equal(result.state, 'done');
+      const elapsed = ticks.at(-1) - start;
+      const gaps = ticks.slice(1).map((time, i) => time - ticks[i]);
+      const maxGap = Math.max(...gaps);
+      assert.ok(ticks.length >= 10, `only ${ticks.length} ticks in ${elapsed.toFixed(0)} ms`);
+      assert.ok(maxGap < MAX_TICK_GAP_MS, `the timer stalled for ${maxGap.toFixed(0)} ms during the run`);
+    },
+  },
+  {
+    name: 'screenshot of a Compare run',
+    run: async (harness) => {
+      if (!(await modelsServed(harness))) return { skipped: MODELS_MISSING };
+      const page = await harness.app();
+      await page.setViewportSize({ width: 1280, height: 900 });
+      const { result } = await compareCat(harness);
+      assert.equal(result.state, 'done');
+      await page.waitForFunction(
+        () => [...document.querySelectorAll('.demo img')].every((image) => image.complete && image.naturalWidth > 0),
+        null,
+        { polling: 100, timeout: 10_000 },
+      );
+      await mkdir(join(REPO, 'docs'), { recursive: true });
+      await page.screenshot({ path: SCREENSHOT, fullPage: true });
+    },
+  },
+];
