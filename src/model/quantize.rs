@@ -63,11 +63,18 @@ pub struct QuantizeOptions {
     pub observer: Observer,
     /// Observer of the int16 tensors (residual stream, GELU input).
     pub wide_observer: Observer,
+    /// Observer of each channel of the activations with per-channel scales.
+    pub channel_observer: Observer,
 }
 
 impl Default for QuantizeOptions {
     fn default() -> Self {
-        QuantizeOptions { approximations: Approximations::Refined, observer: Observer::Mse, wide_observer: Observer::MinMax }
+        QuantizeOptions {
+            approximations: Approximations::Refined,
+            observer: Observer::Mse,
+            wide_observer: Observer::MinMax,
+            channel_observer: Observer::Mse,
+        }
     }
 }
 
@@ -109,14 +116,16 @@ pub fn quantize(
     q.record("norm", norm_scales.clone());
 
     let logit_scale = q.stats("head")?.clip_range(Observer::MinMax, LOGIT_LEVELS) as f64 / LOGIT_LEVELS as f64;
-    let head = q.linear_per_input_channel("head", &model.head, &norm_scales, &vec![logit_scale; model.head.out_features])?;
+    let head =
+        q.linear_per_input_channel("head", &model.head, &norm_scales, &vec![logit_scale; model.head.out_features])?;
     q.record("head", vec![logit_scale]);
 
     let calibration_note = format!(
-        "{} calibration images; {} approximations; int8 observer {}, int16 observer {}",
+        "{} calibration images; {} approximations; int8 observer {}, per-channel observer {}, int16 observer {}",
         calibration.images(),
         options.approximations,
         options.observer,
+        options.channel_observer,
         options.wide_observer
     );
     Ok(IntVit {
@@ -199,7 +208,8 @@ impl Quantizer<'_> {
             .collect::<Result<Vec<_>, _>>()?;
 
         let residual1 = self.scale(&p("residual1"), Width::Wide)?;
-        let proj = self.linear_per_input_channel(&p("attn.proj"), &float.attn.proj, &context_scales, &vec![residual1; d])?;
+        let proj =
+            self.linear_per_input_channel(&p("attn.proj"), &float.attn.proj, &context_scales, &vec![residual1; d])?;
         let skip1 = dyadic(&p("residual1"), residual_in / residual1)?;
 
         let norm2_scales = self.channel_scales(&p("norm2"))?;
@@ -215,10 +225,8 @@ impl Quantizer<'_> {
         .map_err(quant_err(&p("mlp.act")))?;
         let act_scales = self.channel_scales(&p("mlp.act"))?;
         let gelu_scale = gelu.output_scale(fc1_scale);
-        let gelu_out = act_scales
-            .iter()
-            .map(|&scale| dyadic(&p("mlp.act"), gelu_scale / scale))
-            .collect::<Result<Vec<_>, _>>()?;
+        let gelu_out =
+            act_scales.iter().map(|&scale| dyadic(&p("mlp.act"), gelu_scale / scale)).collect::<Result<Vec<_>, _>>()?;
 
         let residual2 = self.scale(&p("residual2"), Width::Wide)?;
         let fc2 = self.linear_per_input_channel(&p("mlp.fc2"), &float.mlp.fc2, &act_scales, &vec![residual2; d])?;
@@ -244,8 +252,12 @@ impl Quantizer<'_> {
     /// each channel's calibration sample. Channels that stayed near 0 get a floor of 2^-10
     /// of the largest channel's range, which keeps their dyadic factors in range.
     fn channel_scales(&self, layer: &str) -> Result<Vec<f64>, QuantizeError> {
-        let stats = self.calibration.channel_stats(layer).ok_or_else(|| QuantizeError::MissingStats { layer: layer.to_string() })?;
-        let clips: Vec<f64> = stats.iter().map(|s| s.clip_range(self.options.observer, INT8_LEVELS) as f64).collect();
+        let stats = self
+            .calibration
+            .channel_stats(layer)
+            .ok_or_else(|| QuantizeError::MissingStats { layer: layer.to_string() })?;
+        let clips: Vec<f64> =
+            stats.iter().map(|s| s.clip_range(self.options.channel_observer, INT8_LEVELS) as f64).collect();
         let largest = clips.iter().fold(0f64, |a, &b| a.max(b));
         let floor = (largest / 1024.0).max(f64::MIN_POSITIVE);
         Ok(clips.iter().map(|&clip| clip.max(floor) / INT8_LEVELS as f64).collect())
@@ -254,28 +266,43 @@ impl Quantizer<'_> {
     /// I-LayerNorm parameters whose int8 output channel `c` has scale `out_scales[c]`:
     /// gamma and beta are divided by the channel's scale, and the kernel's own output
     /// scale is 1.
-    fn layer_norm(&self, layer: &str, gamma: &[f32], beta: &[f32], in_scale: f64, out_scales: &[f64]) -> Result<LayerNormParams, QuantizeError> {
+    fn layer_norm(
+        &self,
+        layer: &str,
+        gamma: &[f32],
+        beta: &[f32],
+        in_scale: f64,
+        out_scales: &[f64],
+    ) -> Result<LayerNormParams, QuantizeError> {
         let gamma: Vec<f32> = gamma.iter().zip(out_scales).map(|(&g, &s)| (g as f64 / s) as f32).collect();
         let beta: Vec<f32> = beta.iter().zip(out_scales).map(|(&b, &s)| (b as f64 / s) as f32).collect();
-        LayerNormParams::from_float(&gamma, &beta, crate::model::float::LAYER_NORM_EPS as f64, in_scale, 1.0).map_err(quant_err(layer))
+        LayerNormParams::from_float(&gamma, &beta, crate::model::float::LAYER_NORM_EPS as f64, in_scale, 1.0)
+            .map_err(quant_err(layer))
     }
 
     /// Quantizes a linear layer whose input channel `i` has scale `in_scales[i]`: the
     /// scales are folded into the weight columns, so the GEMM input has scale 1.
-    fn linear_per_input_channel(&self, layer: &str, float: &Linear, in_scales: &[f64], out_scales: &[f64]) -> Result<QLinear, QuantizeError> {
+    fn linear_per_input_channel(
+        &self,
+        layer: &str,
+        float: &Linear,
+        in_scales: &[f64],
+        out_scales: &[f64],
+    ) -> Result<QLinear, QuantizeError> {
         let in_features = in_scales.len();
-        let folded: Vec<f32> = float
-            .weight
-            .iter()
-            .enumerate()
-            .map(|(i, &w)| (w as f64 * in_scales[i % in_features]) as f32)
-            .collect();
+        let folded: Vec<f32> =
+            float.weight.iter().enumerate().map(|(i, &w)| (w as f64 * in_scales[i % in_features]) as f32).collect();
         quantize_linear(layer, &folded, &float.bias, float.out_features, 1.0, out_scales)
     }
 
     /// Quantizes the patch embedding with `(p / 255 - mean) / std` folded in, for the
     /// input `p - 128`.
-    fn patch_embed(&self, model: &FloatVit, preprocess: &PreprocessConfig, out_scale: f64) -> Result<QLinear, QuantizeError> {
+    fn patch_embed(
+        &self,
+        model: &FloatVit,
+        preprocess: &PreprocessConfig,
+        out_scale: f64,
+    ) -> Result<QLinear, QuantizeError> {
         let proj = &model.patch_embed.proj;
         let d = proj.out_features;
         let patch_area = model.patch_embed.patch_size * model.patch_embed.patch_size;

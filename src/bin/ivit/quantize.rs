@@ -34,6 +34,10 @@ pub struct QuantizeArgs {
     /// Observer of int8 activations: minmax, mse or percentile:P.
     #[arg(long, default_value = "mse")]
     observer: Observer,
+    /// Observer of each channel of the activations with per-channel scales (LayerNorm
+    /// outputs, v, attention context, GELU output): minmax, mse or percentile:P.
+    #[arg(long, default_value = "mse")]
+    channel_observer: Observer,
     /// Observer of int16 activations (residual stream, GELU input): minmax, mse or percentile:P.
     #[arg(long, default_value = "minmax")]
     wide_observer: Observer,
@@ -72,7 +76,12 @@ pub fn run(args: QuantizeArgs) -> Result<ExitCode> {
         bail!("none of the {} calibration images could be read", chosen.len());
     }
 
-    let options = QuantizeOptions { approximations: args.approx, observer: args.observer, wide_observer: args.wide_observer };
+    let options = QuantizeOptions {
+        approximations: args.approx,
+        observer: args.observer,
+        wide_observer: args.wide_observer,
+        channel_observer: args.channel_observer,
+    };
     let mut int_model = quantize(&model, &preprocess, &calibration, options).context("quantization failed")?;
     int_model.calibration_images = names;
 
