@@ -98,7 +98,7 @@ export default [
       await page.waitForFunction(
         () => [...document.querySelectorAll('.demo img')].every((image) => image.complete && image.naturalWidth > 0),
         null,
-        { polling: 100, timeout: 10_000 },
+        { polling: 100, timeout: 60_000 },
       );
       await mkdir(join(REPO, 'docs'), { recursive: true });
       await page.screenshot({ path: SCREENSHOT, fullPage: true });
