@@ -120,12 +120,12 @@ pub struct Profiler<'a> {
 }
 
 impl<'a> Profiler<'a> {
-    /// A profiler that records nothing.
+    /// Creates a profiler that records nothing.
     pub fn disabled(path: PathKind) -> Self {
         Profiler { clock: None, path, records: Vec::new() }
     }
 
-    /// A profiler that times every layer with `clock`.
+    /// Creates a profiler that times every layer with `clock`.
     pub fn with_clock(clock: &'a dyn Clock, path: PathKind) -> Self {
         Profiler { clock: Some(clock), path, records: Vec::with_capacity(256) }
     }

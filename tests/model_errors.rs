@@ -38,7 +38,7 @@ fn with_header(header: &str, data: &[u8]) -> Vec<u8> {
     file
 }
 
-/// The tiny random model's tensors as F32, F16 or BF16 raw tensors.
+/// Encodes the tiny random model's tensors as F32, F16 or BF16 raw tensors.
 fn tiny_raw(dtype: &'static str) -> Vec<RawTensor> {
     let weights = tiny_weights(&mut rand::rngs::StdRng::seed_from_u64(7));
     let config = VitConfig::infer(&weights, Some(&json!({"num_heads": 2}))).unwrap();

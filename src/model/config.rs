@@ -93,7 +93,7 @@ impl VitConfig {
         Ok(config)
     }
 
-    /// Every tensor name and shape a checkpoint of this architecture holds.
+    /// Lists every tensor name and shape that a checkpoint of this architecture contains.
     pub fn expected_tensors(&self) -> Vec<(String, Vec<usize>)> {
         let (d, m) = (self.embed_dim, self.mlp_dim);
         let mut tensors = vec![
@@ -146,7 +146,7 @@ fn reject_unsupported_tokens(weights: &Weights) -> Result<(), ModelError> {
     Ok(())
 }
 
-/// Checks that the checkpoint holds exactly the expected tensors with the expected shapes.
+/// Checks that the checkpoint contains exactly the expected tensors with the expected shapes.
 fn check_all_tensors_expected(weights: &Weights, config: &VitConfig) -> Result<(), ModelError> {
     if config.embed_dim % config.num_heads != 0 {
         return Err(ModelError::InvalidArchitecture {

@@ -11,7 +11,7 @@ use crate::kernels::int_layernorm::LayerNormParams;
 use crate::kernels::shiftgelu::ShiftGeluParams;
 use crate::kernels::shiftmax::ShiftmaxParams;
 
-/// Which integer approximations run as exact float operations.
+/// Set of integer approximations that run as exact float operations.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ExactChoice {
     pub softmax: bool,

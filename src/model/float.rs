@@ -331,9 +331,9 @@ impl HeadTensors {
 }
 
 /// Interleaves per-head contexts `[heads][tokens, head_dim]` into `[tokens, heads * head_dim]`.
-fn merge_heads(per_head: &[Vec<f32>], tokens: usize, head_dim: usize) -> Vec<f32> {
+pub(crate) fn merge_heads<T: Copy + Default>(per_head: &[Vec<T>], tokens: usize, head_dim: usize) -> Vec<T> {
     let d = per_head.len() * head_dim;
-    let mut out = vec![0f32; tokens * d];
+    let mut out = vec![T::default(); tokens * d];
     for (h, context) in per_head.iter().enumerate() {
         for t in 0..tokens {
             out[t * d + h * head_dim..][..head_dim].copy_from_slice(&context[t * head_dim..][..head_dim]);

@@ -20,7 +20,9 @@ use crate::kernels::int_gemm::{
     attention_scores_i8_i32, attention_values_u16_i8_i32, gemm_i8_i8_i32, gemm_i8_i8_requant_i16,
     gemm_i8_i8_requant_i8, KernelError, MatrixView, MatrixViewMut,
 };
-use crate::kernels::int_elementwise::residual_add_i16_i32_per_channel_i16;
+use crate::kernels::int_elementwise::{
+    requantize_i32_to_i16_per_channel, requantize_i32_to_i8_per_channel, residual_add_i16_i32_per_channel_i16,
+};
 use crate::kernels::int_layernorm::{layernorm_i16_i8, LayerNormParams};
 use crate::kernels::shiftgelu::ShiftGeluParams;
 use crate::kernels::shiftmax::ShiftmaxParams;
@@ -87,7 +89,7 @@ pub struct IntVit {
     /// Scale of every activation by layer path, to dequantize traces and logits for
     /// display and comparison. Never read by the integer forward pass.
     pub scales: Vec<(String, Vec<f32>)>,
-    /// How the model was calibrated, for display.
+    /// Description of the calibration, for display.
     pub calibration: String,
     /// File names of the calibration images, which evaluations leave out.
     pub calibration_images: Vec<String>,
@@ -239,7 +241,7 @@ impl IntVit {
         self.head.validate("head", d, c.num_classes)
     }
 
-    /// The scale of a traced activation, if the model stores one.
+    /// Returns the dequantization scales of a traced activation, if the model stores them.
     pub fn scales_of(&self, layer: &str) -> Option<&[f32]> {
         self.scales.iter().find(|(name, _)| name == layer).map(|(_, scales)| scales.as_slice())
     }
@@ -374,10 +376,12 @@ impl IntBlock {
                     let acc_view = MatrixViewMut::contiguous(&mut acc, tokens, head_dim)?;
                     attention_values_u16_i8_i32(p_view, head_view(2, head)?, acc_view)?;
                     let requant = &self.context[head * head_dim..(head + 1) * head_dim];
-                    Ok(requantize_columns_i8(&acc, requant))
+                    let mut out = vec![0i8; acc.len()];
+                    requantize_i32_to_i8_per_channel(&acc, requant, &mut out)?;
+                    Ok(out)
                 })
                 .collect::<Result<Vec<_>, KernelError>>()?;
-            Ok::<_, KernelError>(merge_heads(&per_head, tokens, head_dim))
+            Ok::<_, KernelError>(super::float::merge_heads(&per_head, tokens, head_dim))
         })?;
         trace.record_i8(&|| name("context"), &context);
         Ok(context)
@@ -404,7 +408,9 @@ impl IntBlock {
         let activated = profiler.time(|| name("act"), OpKind::Gelu, || {
             let mut gelu = vec![0i32; tokens * m];
             ops.gelu(index, &self.gelu, &hidden, &mut gelu)?;
-            Ok::<_, KernelError>(requantize_columns_i8(&gelu, &self.gelu_out))
+            let mut activated = vec![0i8; gelu.len()];
+            requantize_i32_to_i8_per_channel(&gelu, &self.gelu_out, &mut activated)?;
+            Ok::<_, KernelError>(activated)
         })?;
         trace.record_i8(&|| name("act"), &activated);
 
@@ -427,33 +433,13 @@ fn residual_add(x: &[i16], skip: Dyadic, acc: &[i32], requant: &[Dyadic]) -> Res
 
 /// Records a branch's accumulators requantized to the residual scale, when tracing.
 fn trace_branch<T: IntTraceSink>(trace: &mut T, layer: &dyn Fn() -> String, acc: &[i32], requant: &[Dyadic]) {
-    if trace.enabled() {
-        let branch: Vec<i16> = acc
-            .chunks_exact(requant.len())
-            .flat_map(|row| row.iter().zip(requant).map(|(&a, factor)| factor.requantize_i32_to_i16(a)))
-            .collect();
+    if !trace.enabled() {
+        return;
+    }
+    let mut branch = vec![0i16; acc.len()];
+    if requantize_i32_to_i16_per_channel(acc, requant, &mut branch).is_ok() {
         trace.record_i16(layer, &branch);
     }
-}
-
-/// Requantizes `[rows, columns]` int32 values to int8 with one factor per column.
-fn requantize_columns_i8(values: &[i32], requant: &[Dyadic]) -> Vec<i8> {
-    values
-        .chunks_exact(requant.len())
-        .flat_map(|row| row.iter().zip(requant).map(|(&v, factor)| factor.requantize_i32_to_i8(v)))
-        .collect()
-}
-
-/// Interleaves per-head contexts `[heads][tokens, head_dim]` into `[tokens, heads * head_dim]`.
-fn merge_heads(per_head: &[Vec<i8>], tokens: usize, head_dim: usize) -> Vec<i8> {
-    let d = per_head.len() * head_dim;
-    let mut out = vec![0i8; tokens * d];
-    for (h, context) in per_head.iter().enumerate() {
-        for t in 0..tokens {
-            out[t * d + h * head_dim..][..head_dim].copy_from_slice(&context[t * head_dim..][..head_dim]);
-        }
-    }
-    out
 }
 
 /// Runs `kernel` on blocks of [`GEMM_ROW_BLOCK`] rows of `input` (`[rows, in]`) and

@@ -9,7 +9,7 @@ const SAMPLE_CAPACITY: usize = 1 << 18;
 /// Candidate clipping ranges tried by [`Observer::Mse`], as fractions of the maximum.
 const MSE_CANDIDATES: usize = 128;
 
-/// How a calibration range is chosen for one activation tensor.
+/// Rule that chooses the calibration range of one activation tensor.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub enum Observer {
     /// The largest absolute value seen.
@@ -187,7 +187,8 @@ mod tests {
         values.extend([40.0, -40.0]);
         stats.observe(&values);
         let clip = stats.clip_range(Observer::Mse, 127);
-        assert!(clip < 40.0 && clip > 0.4, "clip {clip}");
+        assert!(clip < 40.0, "clip {clip}");
+        assert!(clip > 0.4, "clip {clip}");
         assert!(stats.quantization_mse(clip, 127) < stats.quantization_mse(40.0, 127));
     }
 

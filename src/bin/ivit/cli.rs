@@ -45,12 +45,12 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// The float model the set-up places in `assets/models/`.
+/// Returns the path where the set-up places the float model.
 pub fn default_model_path() -> PathBuf {
     PathBuf::from("assets/models/vit_tiny_patch16_224.safetensors")
 }
 
-/// The integer model the set-up makes with `ivit quantize`.
+/// Returns the path where the set-up writes the integer model made by `ivit quantize`.
 pub fn default_int_model_path() -> PathBuf {
     PathBuf::from("assets/models/vit_tiny_patch16_224.ivit")
 }

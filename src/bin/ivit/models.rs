@@ -28,7 +28,7 @@ pub fn load_float(path: &Path) -> Result<(FloatVit, PreprocessConfig)> {
         .with_context(|| format!("cannot load model {}", path.display()))
 }
 
-/// A short display name of a model file.
+/// Returns the file name of a model path, for display.
 pub fn display_name(path: &Path) -> String {
     path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_else(|| path.display().to_string())
 }
