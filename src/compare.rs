@@ -23,8 +23,15 @@ impl<'a> DequantTrace<'a> {
         if scales.is_empty() {
             return;
         }
-        let dequantized: Vec<f32> =
-            values.iter().enumerate().map(|(i, &v)| v.into() as f32 * scales[i % scales.len()]).collect();
+        let zero_points = self.model.zero_points_of(&layer).unwrap_or(&[0]);
+        let dequantized: Vec<f32> = values
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| {
+                let zero_point = i64::from(zero_points[i % zero_points.len()]);
+                (v.into() - zero_point) as f32 * scales[i % scales.len()]
+            })
+            .collect();
         self.trace.insert(&layer, &dequantized);
     }
 }

@@ -9,7 +9,7 @@
 //! operands.
 
 use crate::kernels::int_gemm::KernelError;
-use crate::quant::dyadic::{rounding_shift_right_half_up_i64, saturate_i64_to_i16, Dyadic};
+use crate::quant::dyadic::{rounding_shift_right_half_up_i64, saturate_i64_to_i16, saturate_i64_to_i8, Dyadic};
 
 /// Fractional bits each operand of a residual add keeps before the final rounding.
 pub const RESIDUAL_FRACTION_BITS: u32 = 16;
@@ -84,6 +84,32 @@ pub fn requantize_i32_to_i8_per_channel(acc: &[i32], requant: &[Dyadic], out: &m
     for (acc_row, out_row) in acc.chunks_exact(requant.len()).zip(out.chunks_exact_mut(requant.len())) {
         for ((&value, dyadic), slot) in acc_row.iter().zip(requant).zip(out_row.iter_mut()) {
             *slot = dyadic.requantize_i32_to_i8(value);
+        }
+    }
+    Ok(())
+}
+
+/// Requantizes accumulators to int8 per channel with a zero point: `out[t, c] =
+/// saturate(requant[c].requantize_i32_to_i32(acc[t, c]) + zero_point[c])`, so the int8
+/// value `a` stands for `S_out[c] * (a - zero_point[c])`.
+///
+/// - `acc`: `[tokens, channels]` int32
+/// - `requant`, `zero_point`: `[channels]`
+/// - `out`: `[tokens, channels]` int8
+pub fn requantize_i32_to_i8_per_channel_affine(
+    acc: &[i32],
+    requant: &[Dyadic],
+    zero_point: &[i32],
+    out: &mut [i8],
+) -> Result<(), KernelError> {
+    check_whole_rows("requantize input", acc.len(), requant.len())?;
+    check_same_length("requantize zero points", zero_point.len(), requant.len())?;
+    check_same_length("requantize output", out.len(), acc.len())?;
+
+    for (acc_row, out_row) in acc.chunks_exact(requant.len()).zip(out.chunks_exact_mut(requant.len())) {
+        for (((&value, dyadic), &zero), slot) in acc_row.iter().zip(requant).zip(zero_point).zip(out_row.iter_mut()) {
+            let shifted = i64::from(dyadic.requantize_i32_to_i32(value)) + i64::from(zero);
+            *slot = saturate_i64_to_i8(shifted);
         }
     }
     Ok(())
@@ -311,6 +337,33 @@ mod tests {
             assert!((f64::from(out8[i]) - want.clamp(-128.0, 127.0)).abs() <= 0.5, "seed {seed}, element {i}");
             assert!((f64::from(out16[i]) - want.clamp(-32768.0, 32767.0)).abs() <= 0.5, "seed {seed}, element {i}");
         }
+    }
+
+    #[test]
+    fn requantize_affine_adds_zero_point_before_saturating() {
+        let (mut rng, seed) = seeded_rng();
+        let (tokens, channels) = (11, 29);
+        let acc: Vec<i32> = (0..tokens * channels).map(|_| rng.gen_range(-(1 << 24)..1 << 24)).collect();
+        let requant: Vec<Dyadic> = (0..channels)
+            .map(|_| Dyadic { multiplier: rng.gen_range(1 << 30..i32::MAX), shift: rng.gen_range(20..40) })
+            .collect();
+        let zero_point: Vec<i32> = (0..channels).map(|_| rng.gen_range(-128..=127)).collect();
+        let mut out = vec![0i8; acc.len()];
+
+        requantize_i32_to_i8_per_channel_affine(&acc, &requant, &zero_point, &mut out).unwrap();
+        for i in 0..acc.len() {
+            let c = i % channels;
+            let want = exact(acc[i].into(), requant[c]).round() + f64::from(zero_point[c]);
+            assert_eq!(f64::from(out[i]), want.clamp(-128.0, 127.0), "seed {seed}, element {i}");
+        }
+    }
+
+    #[test]
+    fn requantize_affine_rejects_bad_zero_points() {
+        let requant = [Dyadic { multiplier: 1 << 30, shift: 30 }; 4];
+        let mut out = [0i8; 8];
+        let result = requantize_i32_to_i8_per_channel_affine(&[0; 8], &requant, &[0; 3], &mut out);
+        assert!(matches!(result, Err(KernelError::LengthMismatch { .. })), "{result:?}");
     }
 
     #[test]

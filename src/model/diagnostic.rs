@@ -116,6 +116,7 @@ impl NonLinearOps for ExactOps<'_> {
 
         let (in_scale, gamma, beta) = self.layer_norm_params(layer);
         let out_scales = self.int.scales_of(layer).unwrap_or(&[1.0]);
+        let zero_points = self.int.zero_points_of(layer).unwrap_or(&[0]);
         let channels = gamma.len();
         for (row, out_row) in x.chunks_exact(channels).zip(out.chunks_exact_mut(channels)) {
             let real: Vec<f64> = row.iter().map(|&v| f64::from(v) * in_scale).collect();
@@ -125,7 +126,8 @@ impl NonLinearOps for ExactOps<'_> {
             for c in 0..channels {
                 let y = (real[c] - mean) * inv_std * f64::from(gamma[c]) + f64::from(beta[c]);
                 let out_scale = f64::from(out_scales[c % out_scales.len()]);
-                out_row[c] = (y / out_scale).round().clamp(-128.0, 127.0) as i8;
+                let zero_point = f64::from(zero_points[c % zero_points.len()]);
+                out_row[c] = ((y / out_scale).round() + zero_point).clamp(-128.0, 127.0) as i8;
             }
         }
         Ok(())

@@ -20,7 +20,7 @@ use serde::{de::DeserializeOwned, Serialize};
 pub const MAGIC: [u8; 8] = *b"IVIT\0\r\n\x1a";
 
 /// Version written by this build; readers accept exactly this version.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 const HEADER_LEN: usize = 32;
 

@@ -21,7 +21,8 @@ use crate::kernels::int_gemm::{
     gemm_i8_i8_requant_i8, KernelError, MatrixView, MatrixViewMut,
 };
 use crate::kernels::int_elementwise::{
-    requantize_i32_to_i16_per_channel, requantize_i32_to_i8_per_channel, residual_add_i16_i32_per_channel_i16,
+    requantize_i32_to_i16_per_channel, requantize_i32_to_i8_per_channel, requantize_i32_to_i8_per_channel_affine,
+    residual_add_i16_i32_per_channel_i16,
 };
 use crate::kernels::int_layernorm::{layernorm_i16_i8, LayerNormParams};
 use crate::kernels::shiftgelu::ShiftGeluParams;
@@ -65,6 +66,8 @@ pub struct IntBlock {
     pub gelu: ShiftGeluParams,
     /// `[mlp_dim]`: ShiftGELU output -> int8 input of fc2, per channel.
     pub gelu_out: Vec<Dyadic>,
+    /// `[mlp_dim]`: zero point of each channel of the int8 input of fc2.
+    pub gelu_zero_point: Vec<i32>,
     /// Requantizes to the int16 scale of the residual stream after the MLP branch.
     pub fc2: QLinear,
     /// Residual stream after the attention branch -> scale after the MLP branch.
@@ -89,6 +92,10 @@ pub struct IntVit {
     /// Scale of every activation by layer path, to dequantize traces and logits for
     /// display and comparison. Never read by the integer forward pass.
     pub scales: Vec<(String, Vec<f32>)>,
+    /// Zero points of the activations with per-channel affine int8 values, by layer path:
+    /// the int8 value `a` of channel `c` stands for `scale[c] * (a - zero_point[c])`.
+    /// Layers not listed have zero points of 0.
+    pub zero_points: Vec<(String, Vec<i32>)>,
     /// Description of the calibration, for display.
     pub calibration: String,
     /// File names of the calibration images, which evaluations leave out.
@@ -236,6 +243,7 @@ impl IntVit {
             block.gelu.validate().map_err(|e| format!("{}: {e}", p("mlp.act")))?;
             check_len(&p("attn.context.requant"), block.context.len(), d)?;
             check_len(&p("mlp.act.requant"), block.gelu_out.len(), m)?;
+            check_len(&p("mlp.act.zero_point"), block.gelu_zero_point.len(), m)?;
         }
         check_norm("norm", &self.norm, d)?;
         self.head.validate("head", d, c.num_classes)
@@ -244,6 +252,11 @@ impl IntVit {
     /// Returns the dequantization scales of a traced activation, if the model stores them.
     pub fn scales_of(&self, layer: &str) -> Option<&[f32]> {
         self.scales.iter().find(|(name, _)| name == layer).map(|(_, scales)| scales.as_slice())
+    }
+
+    /// Returns the zero points of a traced activation, if it has any besides 0.
+    pub fn zero_points_of(&self, layer: &str) -> Option<&[i32]> {
+        self.zero_points.iter().find(|(name, _)| name == layer).map(|(_, points)| points.as_slice())
     }
 }
 
@@ -409,7 +422,7 @@ impl IntBlock {
             let mut gelu = vec![0i32; tokens * m];
             ops.gelu(index, &self.gelu, &hidden, &mut gelu)?;
             let mut activated = vec![0i8; gelu.len()];
-            requantize_i32_to_i8_per_channel(&gelu, &self.gelu_out, &mut activated)?;
+            requantize_i32_to_i8_per_channel_affine(&gelu, &self.gelu_out, &self.gelu_zero_point, &mut activated)?;
             Ok::<_, KernelError>(activated)
         })?;
         trace.record_i8(&|| name("act"), &activated);

@@ -1,6 +1,7 @@
 //! ViT models: checkpoint parsing, architecture inference, the float path, quantization
 //! and the integer-only path.
 
+pub mod balance;
 pub mod calibrate;
 pub mod config;
 pub mod diagnostic;

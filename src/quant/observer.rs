@@ -57,6 +57,8 @@ impl std::str::FromStr for Observer {
 #[derive(Debug, Clone)]
 pub struct TensorStats {
     max_abs: f32,
+    min: f32,
+    max: f32,
     seen: u64,
     sample: Vec<f32>,
     capacity: usize,
@@ -72,12 +74,14 @@ impl Default for TensorStats {
 impl TensorStats {
     /// Statistics that keep a sample of at most `capacity` values.
     pub fn with_capacity(capacity: usize) -> Self {
-        TensorStats { max_abs: 0.0, seen: 0, sample: Vec::new(), capacity: capacity.max(1), rng_state: 0x9E37_79B9_7F4A_7C15 }
+        TensorStats { max_abs: 0.0, min: 0.0, max: 0.0, seen: 0, sample: Vec::new(), capacity: capacity.max(1), rng_state: 0x9E37_79B9_7F4A_7C15 }
     }
 
     pub fn observe(&mut self, values: &[f32]) {
         for &value in values {
             self.max_abs = self.max_abs.max(value.abs());
+            self.min = self.min.min(value);
+            self.max = self.max.max(value);
             self.seen += 1;
 
             if self.sample.len() < self.capacity {
@@ -108,6 +112,69 @@ impl TensorStats {
         } else {
             self.max_abs.max(f32::MIN_POSITIVE)
         }
+    }
+
+    /// The range `[lo, hi]` (with `lo <= 0 <= hi`) chosen by `observer` for an affine
+    /// quantizer with `steps` steps between its lowest and highest level (255 for int8
+    /// with a zero point). `Percentile(p)` clips each side at the `p`-th percentile of
+    /// that side's magnitudes, and `Mse` shrinks both ends by the same fraction.
+    pub fn affine_range(&self, observer: Observer, steps: u32) -> (f32, f32) {
+        let (lo, hi) = match observer {
+            Observer::MinMax => (self.min, self.max),
+            Observer::Percentile(p) => self.side_percentiles(p),
+            Observer::Mse => self.affine_mse_range(steps),
+        };
+        if hi > lo {
+            (lo, hi)
+        } else {
+            (-f32::MIN_POSITIVE, f32::MIN_POSITIVE)
+        }
+    }
+
+    fn side_percentiles(&self, percentile: f64) -> (f32, f32) {
+        let side = |values: Vec<f32>, extreme: f32| {
+            if values.is_empty() {
+                return extreme;
+            }
+            let mut magnitudes: Vec<f32> = values.iter().map(|v| v.abs()).collect();
+            let rank = ((percentile / 100.0) * (magnitudes.len() - 1) as f64).round() as usize;
+            let (_, value, _) = magnitudes.select_nth_unstable_by(rank, |a, b| a.total_cmp(b));
+            *value
+        };
+        let negative: Vec<f32> = self.sample.iter().copied().filter(|&v| v < 0.0).collect();
+        let positive: Vec<f32> = self.sample.iter().copied().filter(|&v| v > 0.0).collect();
+        (-side(negative, -self.min), side(positive, self.max))
+    }
+
+    fn affine_mse_range(&self, steps: u32) -> (f32, f32) {
+        let mut best = (f64::INFINITY, (self.min, self.max));
+        for i in 0..MSE_CANDIDATES {
+            let shrink = 1.0 - i as f32 / MSE_CANDIDATES as f32 * 0.95;
+            let range = (self.min * shrink, self.max * shrink);
+            if range.1 <= range.0 {
+                break;
+            }
+            let error = self.affine_quantization_mse(range, steps);
+            if error < best.0 {
+                best = (error, range);
+            }
+        }
+        best.1
+    }
+
+    /// Mean squared error of quantizing the sample with range `[lo, hi]` in `steps` steps.
+    fn affine_quantization_mse(&self, (lo, hi): (f32, f32), steps: u32) -> f64 {
+        let scale = (hi as f64 - lo as f64) / steps as f64;
+        let zero = (-lo as f64 / scale).round();
+        let sum: f64 = self
+            .sample
+            .iter()
+            .map(|&v| {
+                let q = ((v as f64 / scale).round() + zero).clamp(0.0, steps as f64);
+                ((q - zero) * scale - v as f64).powi(2)
+            })
+            .sum();
+        sum / self.sample.len().max(1) as f64
     }
 
     fn abs_percentile(&self, percentile: f64) -> f32 {
@@ -190,6 +257,39 @@ mod tests {
         assert!(clip < 40.0, "clip {clip}");
         assert!(clip > 0.4, "clip {clip}");
         assert!(stats.quantization_mse(clip, 127) < stats.quantization_mse(40.0, 127));
+    }
+
+    #[test]
+    fn affine_range_keeps_zero_and_skew() {
+        let mut stats = TensorStats::default();
+        let values: Vec<f32> = (0..20_000).map(|i| (i % 1000) as f32 / 100.0 - 0.17).collect();
+        stats.observe(&values);
+
+        assert_eq!(stats.affine_range(Observer::MinMax, 255), (-0.17, 9.82));
+        for observer in [Observer::Mse, Observer::Percentile(99.9)] {
+            let (lo, hi) = stats.affine_range(observer, 255);
+            assert!(lo <= 0.0 && lo >= -0.17, "{observer}: lo {lo}");
+            assert!(hi > 9.0 && hi <= 9.82, "{observer}: hi {hi}");
+        }
+    }
+
+    #[test]
+    fn affine_mse_beats_symmetric_on_skewed_values() {
+        let mut stats = TensorStats::default();
+        let values: Vec<f32> = (0..20_000).map(|i| ((i * 7919) % 1000) as f32 / 100.0 - 0.17).collect();
+        stats.observe(&values);
+
+        let symmetric = stats.quantization_mse(stats.clip_range(Observer::Mse, 127), 127);
+        let affine = stats.affine_quantization_mse(stats.affine_range(Observer::Mse, 255), 255);
+        assert!(affine < symmetric / 3.0, "affine {affine}, symmetric {symmetric}");
+    }
+
+    #[test]
+    fn affine_range_of_constant_zero_is_not_empty() {
+        let mut stats = TensorStats::default();
+        stats.observe(&[0.0; 16]);
+        let (lo, hi) = stats.affine_range(Observer::Mse, 255);
+        assert!(lo < 0.0 && hi > 0.0, "[{lo}, {hi}]");
     }
 
     #[test]

@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use ivit::model::balance::balance_query_key;
 use ivit::model::calibrate::Calibration;
+use ivit::FloatVit;
 use ivit::model::quantize::{quantize, Approximations, QuantizeOptions};
 use ivit::quant::observer::Observer;
 
@@ -38,6 +40,14 @@ pub struct QuantizeArgs {
     /// outputs, v, attention context, GELU output): minmax, mse or percentile:P.
     #[arg(long, default_value = "mse")]
     channel_observer: Observer,
+    /// Quantize the GELU output (the input of fc2) symmetrically instead of with a zero
+    /// point per channel.
+    #[arg(long)]
+    symmetric_gelu: bool,
+    /// Quantize q and k as they are, without first balancing the range of each channel
+    /// between them.
+    #[arg(long)]
+    no_balance_qk: bool,
     /// Observer of int16 activations (residual stream, GELU input): minmax, mse or percentile:P.
     #[arg(long, default_value = "minmax")]
     wide_observer: Observer,
@@ -58,35 +68,56 @@ pub fn run(args: QuantizeArgs) -> Result<ExitCode> {
         bail!("no images found in {}", args.calib.display());
     }
 
-    let progress = dataset::progress_bar(chosen.len() as u64, "calibrating");
-    let mut calibration = Calibration::default();
+    let mut tensors = Vec::new();
     let mut names = Vec::new();
     for path in &chosen {
-        progress.inc(1);
         match dataset::preprocess_file(path, &preprocess) {
             Ok(prepared) => {
-                calibration.observe(&model, &prepared.tensor);
+                tensors.push(prepared.tensor);
                 names.push(dataset::file_name(path).to_string());
             }
             Err(reason) => log::warn!("skipping calibration image {}: {reason}", path.display()),
         }
     }
-    progress.finish_and_clear();
-    if calibration.images() == 0 {
+    if tensors.is_empty() {
         bail!("none of the {} calibration images could be read", chosen.len());
     }
+
+    let mut calibration = calibrate(&model, &tensors, "calibrating");
+    let balanced;
+    let model = if args.no_balance_qk {
+        &model
+    } else {
+        // The balanced model has other q and k ranges, so calibration runs again on it.
+        balanced = balance_query_key(&model, &calibration);
+        calibration = calibrate(&balanced, &tensors, "calibrating the balanced model");
+        &balanced
+    };
 
     let options = QuantizeOptions {
         approximations: args.approx,
         observer: args.observer,
         wide_observer: args.wide_observer,
         channel_observer: args.channel_observer,
+        affine_gelu: !args.symmetric_gelu,
     };
-    let mut int_model = quantize(&model, &preprocess, &calibration, options).context("quantization failed")?;
+    let mut int_model = quantize(model, &preprocess, &calibration, options).context("quantization failed")?;
     int_model.calibration_images = names;
 
     let bytes = ivit::model::format::encode(&int_model);
     std::fs::write(&args.out, &bytes).with_context(|| format!("cannot write {}", args.out.display()))?;
     eprintln!("wrote {} ({:.1} MB; {})", args.out.display(), bytes.len() as f64 / 1e6, int_model.calibration);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Collects the activation statistics of `model` on normalized images `[3, size, size]`.
+fn calibrate(model: &FloatVit, tensors: &[Vec<f32>], action: &str) -> Calibration {
+    let progress = dataset::progress_bar(tensors.len() as u64, action);
+    let mut calibration = Calibration::default();
+    for tensor in tensors {
+        progress.inc(1);
+        calibration.observe(model, tensor);
+    }
+    progress.finish_and_clear();
+    calibration
 }
