@@ -100,7 +100,10 @@ fn image_regressions_rejected() {
 const SAFETENSORS_REGRESSIONS: &[(&str, Result<&str, &str>)] = &[];
 
 /// Inputs that made the `.ivit` target fail, sorted by file name.
-const IVIT_REGRESSIONS: &[(&str, Result<&str, &str>)] = &[];
+const IVIT_REGRESSIONS: &[(&str, Result<&str, &str>)] = &[
+    // A payload whose image_size and patch_size give a grid whose square overflows usize.
+    ("grid_overflow.bin", Err("inconsistent architecture")),
+];
 
 /// Inputs that made the image target fail, sorted by file name.
 const IMAGE_REGRESSIONS: &[(&str, Result<&str, &str>)] = &[];
