@@ -139,7 +139,7 @@ fn encode_jpeg_with(data: &[u8], width: u16, height: u16, color: jpeg_encoder::C
     bytes
 }
 
-/// A PNG with only the IHDR and IEND chunks, declaring `width` x `height` RGB pixels.
+/// Builds a PNG with only the IHDR and IEND chunks, declaring `width` x `height` RGB pixels.
 fn png_header_only(width: u32, height: u32) -> Vec<u8> {
     let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
     let mut ihdr = Vec::new();
@@ -158,7 +158,7 @@ fn png_header_only(width: u32, height: u32) -> Vec<u8> {
     out
 }
 
-/// An 8-bit palette PNG whose palette entries 0 and 2 are fully and half transparent.
+/// Builds an 8-bit palette PNG whose palette entries 0 and 2 are fully and half transparent.
 fn palette_png(rng: &mut StdRng, width: u32, height: u32) -> Vec<u8> {
     let mut bytes = Vec::new();
     let mut encoder = png::Encoder::new(&mut bytes, width, height);
@@ -204,7 +204,7 @@ fn with_exif_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
     out
 }
 
-/// A smooth colour gradient with noise, `[height, width, 3]`, closer to a photo than noise.
+/// Builds a colour gradient with noise, `[height, width, 3]`, closer to a photo than noise.
 fn gradient(rng: &mut StdRng, width: u32, height: u32) -> Vec<u8> {
     let mut data = Vec::with_capacity((width * height * 3) as usize);
     for y in 0..height {
@@ -220,7 +220,7 @@ fn gradient(rng: &mut StdRng, width: u32, height: u32) -> Vec<u8> {
 
 const PDF: &[u8] = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n";
 
-/// Every hostile image of the list, with its expected outcome.
+/// Builds every hostile image of the list, with its expected outcome.
 fn image_cases(rng: &mut StdRng) -> Vec<Case> {
     let photo = gradient(rng, 96, 64);
     let jpeg = encode_jpeg(&photo, 96, 64, ExtendedColorType::Rgb8);
@@ -307,7 +307,7 @@ fn check_image_cases(model: &Path) {
 // Models
 // ---------------------------------------------------------------------------------------
 
-/// The real model, or `None` after printing why the calling test is skipped.
+/// Returns the real model, or `None` after printing why the calling test is skipped.
 fn real_model_or_skip(test: &str) -> Option<PathBuf> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let candidates = [
@@ -350,7 +350,7 @@ fn safetensors_file(tensors: &[RawTensor]) -> Vec<u8> {
     file
 }
 
-/// The tiny random ViT of `common::tiny` as F32 tensors.
+/// Encodes the tiny random ViT of `common::tiny` as F32 tensors.
 fn tiny_tensors(rng: &mut StdRng) -> Vec<RawTensor> {
     let weights = tiny_weights(rng);
     let config = VitConfig::infer(&weights, Some(&json!({"num_heads": 2}))).expect("tiny config");
@@ -365,7 +365,7 @@ fn tiny_tensors(rng: &mut StdRng) -> Vec<RawTensor> {
         .collect()
 }
 
-/// The timm `config.json` that `ivit` reads beside a model: 2 heads, 32 x 32 input.
+/// Returns the timm `config.json` that `ivit` reads beside the tiny model: 2 heads, 32 x 32 input.
 fn tiny_config_json() -> String {
     json!({"num_heads": 2, "pretrained_cfg": {"input_size": [3, 32, 32]}}).to_string()
 }

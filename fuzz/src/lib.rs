@@ -1,10 +1,10 @@
 //! Entry points of the fuzz targets, shared with `tests/fuzz_corpus.rs`, which replays the
 //! committed corpus through the same functions on stable Rust.
 //!
-//! Each function feeds the bytes to the library's public parser, checks what the parser
-//! promises about an accepted input (with `assert!`, so the fuzzer reports a broken promise
-//! as a crash) and returns a short outcome: `Ok` with a description of the accepted input,
-//! or `Err` with the error message. It uses only `ivit` and `crc32fast`, both dependencies of
+//! Each function feeds the bytes to the library's public parser and checks with `assert!`
+//! what the parser promises about an accepted input, so the fuzzer reports a broken promise
+//! as a crash. It returns `Ok` with a description of the accepted input, or `Err` with the
+//! error message. It uses only `ivit` and `crc32fast`, both dependencies of
 //! the root crate, so the file compiles in the fuzz crate and as a module of the root
 //! crate's tests.
 

@@ -49,7 +49,7 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) {
     std::fs::write(dir.join(name), bytes).expect("write seed");
 }
 
-/// Random tensors of [`TINY`], with LayerNorm weights near 1.
+/// Draws random tensors of [`TINY`], with LayerNorm weights near 1.
 fn tiny_tensors(rng: &mut StdRng) -> BTreeMap<String, TensorF32> {
     TINY.expected_tensors()
         .into_iter()
@@ -209,7 +209,7 @@ fn jpeg_encoder_bytes(data: &[u8], width: u16, height: u16, color: jpeg_encoder:
     bytes
 }
 
-/// A 4 x 4 two-bit palette PNG whose first palette entry is fully transparent.
+/// Builds a 4 x 4 two-bit palette PNG whose first palette entry is fully transparent.
 fn palette_png(rng: &mut StdRng) -> Vec<u8> {
     let mut bytes = Vec::new();
     {
