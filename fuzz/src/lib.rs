@@ -1,4 +1,4 @@
-//! Entry points of the fuzz targets, shared with `tests/fuzz_corpus.rs`, which replays the
+//! Entry points of the fuzz targets, shared with `tests/fuzz_replay.rs`, which replays the
 //! committed corpus through the same functions on stable Rust.
 //!
 //! Each function feeds the bytes to the library's public parser and checks with `assert!`

@@ -85,6 +85,7 @@ pub fn decode_with_limits(bytes: &[u8], limits: &DecodeLimits) -> Result<Rgb8, I
 
     // zune-jpeg 0.5.15 fails an `assert!` in its AVX2 upsampler on some malformed JPEGs, so
     // a decoder panic is turned into an error. The default panic hook still prints it.
+    // NOTE: wasm32 builds use panic=abort, so there this catch_unwind catches nothing and a decoder panic aborts the worker.
     std::panic::catch_unwind(AssertUnwindSafe(|| decode_format(bytes, format, limits))).unwrap_or_else(|panic| {
         let message = panic
             .downcast_ref::<&str>()
