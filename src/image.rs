@@ -102,11 +102,21 @@ pub struct Preprocessed {
 }
 
 /// Decodes, resizes, centre-crops and normalizes an image file as timm's evaluation
-/// transform does (see [`decode`], [`resize_and_crop`] and [`normalize`]).
+/// transform does (see [`decode`], [`resize_and_crop`] and [`normalize`]), with the default
+/// [`DecodeLimits`].
 pub fn preprocess(bytes: &[u8], config: &PreprocessConfig) -> Result<Preprocessed, ImageError> {
+    preprocess_with_limits(bytes, config, &DecodeLimits::default())
+}
+
+/// Runs [`preprocess`] with the decoder's resource limits set to `limits`.
+pub fn preprocess_with_limits(
+    bytes: &[u8],
+    config: &PreprocessConfig,
+    limits: &DecodeLimits,
+) -> Result<Preprocessed, ImageError> {
     check_config(config)?;
 
-    let image = decode(bytes)?;
+    let image = decode_with_limits(bytes, limits)?;
     let crop = resize_and_crop(&image, config)?;
     let tensor = normalize(&crop, config);
     Ok(Preprocessed { crop, tensor })

@@ -1,6 +1,7 @@
 //! Decoding of JPEG, PNG, WebP, GIF and BMP files into RGB as Pillow converts them.
 
 use std::io::Cursor;
+use std::panic::AssertUnwindSafe;
 
 use ::image::error::LimitErrorKind;
 use ::image::metadata::Orientation;
@@ -81,6 +82,21 @@ pub fn decode(bytes: &[u8]) -> Result<Rgb8, ImageError> {
 /// The header's size is checked against `limits` before any pixel memory is allocated.
 pub fn decode_with_limits(bytes: &[u8], limits: &DecodeLimits) -> Result<Rgb8, ImageError> {
     let format = detect_format(bytes)?;
+
+    // zune-jpeg 0.5.15 fails an `assert!` in its AVX2 upsampler on some malformed JPEGs, so
+    // a decoder panic is turned into an error. The default panic hook still prints it.
+    // NOTE: wasm32 builds use panic=abort, so there this catch_unwind catches nothing and a decoder panic aborts the worker.
+    std::panic::catch_unwind(AssertUnwindSafe(|| decode_format(bytes, format, limits))).unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|text| text.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown cause".into());
+        Err(ImageError::Corrupt { format: format_name(format), reason: format!("the decoder failed: {message}") })
+    })
+}
+
+fn decode_format(bytes: &[u8], format: ImageFormat, limits: &DecodeLimits) -> Result<Rgb8, ImageError> {
     let mut decoder = open_decoder(bytes, format, limits)?;
 
     let (width, height) = decoder.dimensions();

@@ -224,16 +224,14 @@ impl IntVit {
     pub fn validate(&self) -> Result<(), String> {
         let c = &self.config;
         let (d, m, t) = (c.embed_dim, c.mlp_dim, c.num_tokens);
-        if c.num_heads == 0 || d % c.num_heads != 0 || c.patch_size == 0 || c.grid() * c.grid() + 1 != t {
-            return Err(format!("inconsistent architecture {c:?}"));
-        }
+        check_architecture(c)?;
 
         self.patch_embed.validate("patch_embed", c.patch_dim(), d)?;
-        check_len("pos_embed", self.pos_embed.len(), t * d)?;
+        check_len("pos_embed", self.pos_embed.len(), product("pos_embed", &[t, d])?)?;
         check_len("blocks", self.blocks.len(), c.depth)?;
         for (i, block) in self.blocks.iter().enumerate() {
             let p = |s: &str| format!("blocks.{i}.{s}");
-            block.qkv.validate(&p("attn.qkv"), d, 3 * d)?;
+            block.qkv.validate(&p("attn.qkv"), d, product(&p("attn.qkv"), &[3, d])?)?;
             block.proj.validate(&p("attn.proj"), d, d)?;
             block.fc1.validate(&p("mlp.fc1"), d, m)?;
             block.fc2.validate(&p("mlp.fc2"), m, d)?;
@@ -268,7 +266,8 @@ impl QLinear {
                 self.out_features, self.in_features
             ));
         }
-        check_len(&format!("{layer}.weight"), self.weight.len(), in_features * out_features)?;
+        let weights = product(layer, &[in_features, out_features])?;
+        check_len(&format!("{layer}.weight"), self.weight.len(), weights)?;
         check_len(&format!("{layer}.bias"), self.bias.len(), out_features)?;
         check_len(&format!("{layer}.requant"), self.requant.len(), out_features)
     }
@@ -277,6 +276,32 @@ impl QLinear {
 fn check_norm(layer: &str, norm: &LayerNormParams, channels: usize) -> Result<(), String> {
     norm.validate().map_err(|err| format!("{layer}: {err}"))?;
     check_len(&format!("{layer}.gamma"), norm.channels(), channels)
+}
+
+/// Checks the sizes of the architecture against each other, with overflow-checked
+/// arithmetic because a corrupt file can hold any value. The tensor lengths checked after
+/// this bound every size by the file's length.
+fn check_architecture(c: &VitConfig) -> Result<(), String> {
+    let inconsistent = || Err(format!("inconsistent architecture {c:?}"));
+    if c.num_heads == 0 || c.embed_dim % c.num_heads != 0 || c.patch_size == 0 {
+        return inconsistent();
+    }
+    let grid = c.grid();
+    let tokens = grid.checked_mul(grid).and_then(|patches| patches.checked_add(1));
+    if tokens != Some(c.num_tokens) || grid.checked_mul(c.patch_size) != Some(c.image_size) {
+        return inconsistent();
+    }
+    product("patch_embed", &[3, c.patch_size, c.patch_size])?;
+    product("input crop", &[c.image_size, c.image_size, 3])?;
+    Ok(())
+}
+
+/// Multiplies the sizes of a tensor, or names it when the product overflows `usize`.
+fn product(name: &str, factors: &[usize]) -> Result<usize, String> {
+    factors
+        .iter()
+        .try_fold(1usize, |acc, &factor| acc.checked_mul(factor))
+        .ok_or_else(|| format!("{name} of shape {factors:?} is too large: its element count overflows usize"))
 }
 
 fn check_len(name: &str, len: usize, expected: usize) -> Result<(), String> {
