@@ -379,7 +379,8 @@ const ERF_DENOMINATOR: [f32; 5] = [1.0, 0.516_407_7, 0.117_757_715, 0.014_928_60
 
 /// `erf` on 4 lanes: `x P(x^2) / Q(x^2)` on `x` clamped to `[-3.925, 3.925]`. The
 /// coefficients are a least-squares fit with near-minimax weights of this project's own on
-/// `[0, 3.925]`; the maximum absolute error in f32 arithmetic is 3e-7.
+/// `[0, 3.925]`. The maximum absolute error in f32 arithmetic is 4.6e-7, measured on 12
+/// million points of `[0, 4.2]` against f64 `erf`.
 #[inline(always)]
 pub fn erf_f32x4(x: v128) -> v128 {
     let x = f32x4_pmax(f32x4_pmin(x, f32x4_splat(ERF_CLAMP)), f32x4_splat(-ERF_CLAMP));
@@ -399,7 +400,7 @@ pub fn erf_f32x4(x: v128) -> v128 {
 /// Applies the exact GELU, `x/2 (1 + erf(x / sqrt 2))`, in place, with [`erf_f32x4`].
 ///
 /// Against `libm::erff` in the portable kernel, each output differs by at most about
-/// `2e-7 * |x| + 1e-7`.
+/// `3e-7 * |x| + 1e-7`.
 pub fn gelu_erf_f32(x: &mut [f32]) {
     x.par_chunks_mut(ELEMENTS_PER_TASK).for_each(gelu_chunk);
 }
@@ -439,7 +440,8 @@ const EXP_MAX_INPUT: f32 = 88.0;
 /// `exp` on 4 lanes: `x = n ln 2 + r` with `|r| <= ln 2 / 2`, `e^r` by its Taylor
 /// polynomial of degree 7 (remainder below 6e-9), scaled by `2^n` built in the exponent
 /// bits. Inputs are clamped to `[-87.34, 88]`, so `exp` of anything lower is
-/// `1.2e-38`, not 0. Relative error about 2e-7.
+/// `1.2e-38`, not 0. The maximum relative error is 1.1e-7, measured on 20 million points
+/// of `[-87, 88]` against f64 `exp`.
 #[inline(always)]
 pub fn exp_f32x4(x: v128) -> v128 {
     let x = f32x4_pmax(f32x4_pmin(x, f32x4_splat(EXP_MAX_INPUT)), f32x4_splat(EXP_MIN_INPUT));
