@@ -138,7 +138,7 @@ fn predict_without_model_asks_to_wait() {
 #[wasm_bindgen_test]
 fn test_hooks_need_the_flag() {
     let mut engine = WorkerEngine::new(false);
-    for request in [Request::Panic, Request::IntLogits { crop: vec![0; 12] }] {
+    for request in [Request::Panic, Request::IntLogits { crop: vec![0; 12] }, Request::FloatLogits { input: vec![0; 12] }] {
         let response = engine.respond(request);
         let Response::Error { message } = response else {
             panic!("expected an error, got {response:?}");
@@ -154,6 +154,15 @@ fn int_logits_need_integer_model() {
         panic!("expected an error, got {response:?}");
     };
     assert!(message.contains("integer model is not loaded"), "{message}");
+}
+
+#[wasm_bindgen_test]
+fn float_logits_need_float_model() {
+    let response = WorkerEngine::new(true).respond(Request::FloatLogits { input: vec![0; 12] });
+    let Response::Error { message } = response else {
+        panic!("expected an error, got {response:?}");
+    };
+    assert!(message.contains("float model is not loaded"), "{message}");
 }
 
 #[wasm_bindgen_test]

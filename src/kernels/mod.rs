@@ -1,5 +1,5 @@
-//! GEMMs and element-wise ops. `scalar` holds the portable reference kernels, the
-//! definition of correct.
+//! GEMMs and element-wise ops. The portable kernels are the definition of correct;
+//! `float_simd128` holds wasm32 SIMD128 twins of the float ones.
 
 pub mod float;
 pub mod int_gemm;
@@ -8,3 +8,5 @@ pub mod shiftmax;
 pub mod shiftgelu;
 pub mod int_layernorm;
 pub mod int_elementwise;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+pub mod float_simd128;

@@ -6,13 +6,24 @@ use rayon::prelude::*;
 use super::config::VitConfig;
 use super::error::ModelError;
 use super::weights::Weights;
-use crate::kernels::float::{add_in_place_f32, gelu_erf_f32, layer_norm_f32, linear_f32, softmax_rows_f32};
 use crate::profile::{ActivationTrace, OpKind, Profiler};
+
+// The float kernels of this build: the SIMD128 ones on wasm32 with `simd128`, else their
+// portable twins. Both sets have the same signatures.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+use crate::kernels::float_simd128::{
+    self as simd, add_in_place_f32, gelu_erf_f32, layer_norm_f32, softmax_rows_f32, PackedPanels,
+};
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+use crate::kernels::float::{add_in_place_f32, gelu_erf_f32, layer_norm_f32, linear_f32, softmax_rows_f32};
 
 /// LayerNorm epsilon of timm's ViT and DeiT.
 pub const LAYER_NORM_EPS: f32 = 1e-6;
 
 /// A `Linear` layer.
+///
+/// The SIMD128 build packs `weight` and `bias` into GEMM panels when the layer is built
+/// ([`Linear::new`]) and its forward pass reads only the panels.
 #[derive(Debug, Clone)]
 pub struct Linear {
     /// `[out_features, in_features]`
@@ -20,22 +31,42 @@ pub struct Linear {
     /// `[out_features]`
     pub bias: Vec<f32>,
     pub out_features: usize,
+    /// `weight` and `bias` in the layout of the SIMD128 GEMM.
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    packed: PackedPanels,
 }
 
 impl Linear {
-    fn load(weights: &Weights, prefix: &str, out_features: usize, in_features: usize) -> Result<Linear, ModelError> {
-        Ok(Linear {
-            weight: weights.get(&format!("{prefix}.weight"), &[out_features, in_features])?.to_vec(),
-            bias: weights.get(&format!("{prefix}.bias"), &[out_features])?.to_vec(),
+    /// Builds a layer from `weight` `[out_features, in_features]` and `bias` `[out_features]`.
+    pub fn new(weight: Vec<f32>, bias: Vec<f32>, out_features: usize) -> Linear {
+        Linear {
+            #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+            packed: PackedPanels::from_linear(&weight, &bias, out_features),
+            weight,
+            bias,
             out_features,
-        })
+        }
+    }
+
+    fn load(weights: &Weights, prefix: &str, out_features: usize, in_features: usize) -> Result<Linear, ModelError> {
+        Ok(Linear::new(
+            weights.get(&format!("{prefix}.weight"), &[out_features, in_features])?.to_vec(),
+            weights.get(&format!("{prefix}.bias"), &[out_features])?.to_vec(),
+            out_features,
+        ))
     }
 
     /// `input`: `[rows, in_features]` -> `[rows, out_features]`.
     pub fn forward(&self, input: &[f32]) -> Vec<f32> {
-        let rows = input.len() / (self.weight.len() / self.out_features);
+        let in_features = self.weight.len() / self.out_features;
+        let rows = input.len() / in_features;
         let mut output = vec![0f32; rows * self.out_features];
+
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        simd::gemm_f32(input, in_features, rows, &self.packed, &mut output);
+        #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
         linear_f32(input, &self.weight, &self.bias, &mut output, self.out_features);
+
         output
     }
 }
@@ -79,11 +110,11 @@ impl PatchEmbed {
     fn load(weights: &Weights, config: &VitConfig) -> Result<PatchEmbed, ModelError> {
         let (d, p) = (config.embed_dim, config.patch_size);
         Ok(PatchEmbed {
-            proj: Linear {
-                weight: weights.get("patch_embed.proj.weight", &[d, 3, p, p])?.to_vec(),
-                bias: weights.get("patch_embed.proj.bias", &[d])?.to_vec(),
-                out_features: d,
-            },
+            proj: Linear::new(
+                weights.get("patch_embed.proj.weight", &[d, 3, p, p])?.to_vec(),
+                weights.get("patch_embed.proj.bias", &[d])?.to_vec(),
+                d,
+            ),
             patch_size: p,
             grid: config.grid(),
         })
@@ -286,6 +317,7 @@ impl Attention {
 }
 
 /// One head's query, key and transposed value.
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
 struct HeadTensors {
     /// `[tokens, head_dim]`
     q: Vec<f32>,
@@ -297,6 +329,7 @@ struct HeadTensors {
     head_dim: usize,
 }
 
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
 impl HeadTensors {
     fn split(qkv: &[f32], tokens: usize, d: usize, head: usize, head_dim: usize) -> HeadTensors {
         let mut q = Vec::with_capacity(tokens * head_dim);
@@ -326,6 +359,50 @@ impl HeadTensors {
     fn context(&self, probabilities: &[f32]) -> Vec<f32> {
         let mut out = vec![0f32; self.tokens * self.head_dim];
         linear_f32(probabilities, &self.v_t, &[], &mut out, self.head_dim);
+        out
+    }
+}
+
+/// One head's query, and its keys and values packed as the right-hand sides of the
+/// SIMD128 GEMMs.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+struct HeadTensors {
+    /// `[tokens, head_dim]`
+    q: Vec<f32>,
+    /// `B = k^T`: `[head_dim, tokens]`
+    k_t: PackedPanels,
+    /// `B = v`: `[tokens, head_dim]`
+    v: PackedPanels,
+    tokens: usize,
+    head_dim: usize,
+}
+
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+impl HeadTensors {
+    fn split(qkv: &[f32], tokens: usize, d: usize, head: usize, head_dim: usize) -> HeadTensors {
+        let mut q = Vec::with_capacity(tokens * head_dim);
+        for row in qkv.chunks_exact(3 * d) {
+            q.extend_from_slice(&row[head * head_dim..][..head_dim]);
+        }
+        let mut k_t = PackedPanels::default();
+        k_t.pack_transposed(&qkv[d + head * head_dim..], tokens, head_dim, 3 * d);
+        let mut v = PackedPanels::default();
+        v.pack(&qkv[2 * d + head * head_dim..], tokens, head_dim, 3 * d);
+        HeadTensors { q, k_t, v, tokens, head_dim }
+    }
+
+    /// Scaled scores `[tokens, tokens]`.
+    fn scores(&self, scale: f32) -> Vec<f32> {
+        let mut out = vec![0f32; self.tokens * self.tokens];
+        simd::gemm_f32(&self.q, self.head_dim, self.tokens, &self.k_t, &mut out);
+        simd::scale_f32(&mut out, scale);
+        out
+    }
+
+    /// `probabilities`: `[tokens, tokens]` -> context `[tokens, head_dim]`.
+    fn context(&self, probabilities: &[f32]) -> Vec<f32> {
+        let mut out = vec![0f32; self.tokens * self.head_dim];
+        simd::gemm_f32(probabilities, self.tokens, self.tokens, &self.v, &mut out);
         out
     }
 }

@@ -42,7 +42,8 @@ struct LoadedFloat {
 
 #[wasm_bindgen]
 impl WorkerEngine {
-    /// `test_hooks` enables [`Request::IntLogits`] and [`Request::Panic`].
+    /// `test_hooks` enables [`Request::IntLogits`], [`Request::FloatLogits`] and
+    /// [`Request::Panic`].
     #[wasm_bindgen(constructor)]
     pub fn new(test_hooks: bool) -> WorkerEngine {
         console_error_panic_hook::set_once();
@@ -84,6 +85,7 @@ impl WorkerEngine {
             Request::Classify { image, mode } => self.classify(&image, mode),
             Request::Predict { image } => self.predict(&image),
             Request::IntLogits { crop } => self.int_logits(&crop),
+            Request::FloatLogits { input } => self.float_logits(&input),
             Request::Panic => self.panic_for_test(),
         };
 
@@ -294,6 +296,26 @@ impl WorkerEngine {
             .forward_untimed(crop)
             .map_err(|err| err.to_string())?;
         Ok(Response::IntLogits { logits })
+    }
+
+    fn float_logits(&self, input: &[u8]) -> Result<Response, String> {
+        self.require_test_hooks("FloatLogits")?;
+        let model = self.float_model()?;
+        let size = model.config.image_size;
+        let expected = 3 * size * size * 4;
+        if input.len() != expected {
+            return Err(format!(
+                "the input tensor has {} bytes, expected {expected} (f32 [3, {size}, {size}])",
+                input.len()
+            ));
+        }
+
+        let tensor: Vec<f32> = input
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        let logits = model.forward(&tensor, &mut Profiler::disabled(PathKind::Float));
+        Ok(Response::FloatLogits { logits })
     }
 
     fn panic_for_test(&self) -> Result<Response, String> {

@@ -67,6 +67,13 @@ pub enum Request {
         #[serde(with = "serde_bytes")]
         crop: Vec<u8>,
     },
+    /// Test hook: the float path's logits for a normalized input tensor `[3, size, size]`
+    /// in little-endian f32 bytes. The worker honours it only when its URL has
+    /// `test-hooks=1`.
+    FloatLogits {
+        #[serde(with = "serde_bytes")]
+        input: Vec<u8>,
+    },
     /// Test hook: makes the engine panic, to test the page's recovery. The worker honours
     /// it only when its URL has `test-hooks=1`.
     Panic,
@@ -137,6 +144,8 @@ pub enum Response {
     },
     /// Answer to [`Request::IntLogits`].
     IntLogits { logits: Vec<i32> },
+    /// Answer to [`Request::FloatLogits`].
+    FloatLogits { logits: Vec<f32> },
     /// Why a request failed, in words for the page to show.
     Error { message: String },
 }
