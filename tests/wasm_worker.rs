@@ -292,3 +292,37 @@ fn dot_loop_matches_scalar_model() {
     }
     assert_eq!(bench::dot_loop_macs(1000), 1000 * bench::CHAINS as u64 * 8);
 }
+
+/// A PNG of an 8-bit RGB image of `width` x `height` pixels with no image data.
+fn header_only_png(width: u32, height: u32) -> Vec<u8> {
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut header = width.to_be_bytes().to_vec();
+    header.extend_from_slice(&height.to_be_bytes());
+    header.extend_from_slice(&[8, 2, 0, 0, 0]);
+    for (kind, data) in [(&b"IHDR"[..], header), (&b"IEND"[..], Vec::new())] {
+        png.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let body = [kind, &data].concat();
+        png.extend_from_slice(&body);
+        png.extend_from_slice(&crc32fast::hash(&body).to_be_bytes());
+    }
+    png
+}
+
+#[wasm_bindgen_test]
+fn large_rgb_png_reports_its_size() {
+    // Within the side limit and over the pixel limit. On wasm32 the PNG decoder rejects
+    // its 2.7 GB of RGB while it reads the header, as a memory limit.
+    let err = ivit::image::decode(&header_only_png(30_000, 30_000)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ivit::image::ImageError::TooLarge {
+                width: 30_000,
+                height: 30_000,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("30000 x 30000"), "{err}");
+}
