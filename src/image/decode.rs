@@ -185,21 +185,25 @@ fn open_decoder<'a>(
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     reader.limits(limits.to_decoder_limits());
 
-    reader.into_decoder().map_err(|err| match &err {
-        ::image::ImageError::Limits(limit)
-            if matches!(limit.kind(), LimitErrorKind::DimensionError) =>
-        {
-            match declared_size(bytes, format) {
-                Some((width, height)) => ImageError::TooLarge {
-                    width: width.into(),
-                    height: height.into(),
-                    max_pixels: limits.max_pixels,
-                    max_side: limits.max_side,
-                },
-                None => decoder_error(format, err),
+    reader.into_decoder().map_err(|err| {
+        // A size over a limit is reported with the declared size. The PNG decoder raises a
+        // memory limit error, not a dimension error, for a header within the side limit
+        // whose pixels need more than `max_alloc_bytes`.
+        let declared = match &err {
+            ::image::ImageError::Limits(limit)
+                if matches!(
+                    limit.kind(),
+                    LimitErrorKind::DimensionError | LimitErrorKind::InsufficientMemory
+                ) =>
+            {
+                declared_size(bytes, format)
             }
-        }
-        _ => decoder_error(format, err),
+            _ => None,
+        };
+        let too_large = declared.and_then(|(width, height)| {
+            limits.check_dimensions(width.into(), height.into()).err()
+        });
+        too_large.unwrap_or_else(|| decoder_error(format, err))
     })
 }
 

@@ -109,6 +109,8 @@ enum Pending {
     /// Item `.1` of the batch with serial number `.0`.
     Predict(u32, usize),
     Panic,
+    ExhaustMemory,
+    MemoryUsage,
 }
 
 /// The single-image run shown in the result panel.
@@ -150,6 +152,8 @@ pub enum Msg {
     CancelBatch,
     Watchdog,
     TriggerPanic,
+    TriggerOutOfMemory,
+    ReadWorkerMemory,
 }
 
 pub struct App {
@@ -158,6 +162,9 @@ pub struct App {
     generation: u32,
     worker: WorkerInfo,
     restarts: u32,
+    /// The last size of the worker's WebAssembly memory in bytes, and how many readings
+    /// arrived so far; read through the test hook.
+    worker_memory: Option<(f64, u32)>,
     isolated: bool,
     test_hooks: bool,
     models: Vec<ModelSlot>,
@@ -189,6 +196,7 @@ impl Component for App {
             generation: 0,
             worker: WorkerInfo::default(),
             restarts: 0,
+            worker_memory: None,
             isolated: cross_origin_isolated(),
             test_hooks: io::test_hooks_enabled(),
             models: MODELS
@@ -259,6 +267,12 @@ impl Component for App {
             Msg::Watchdog => return self.check_deadlines(ctx),
             Msg::TriggerPanic => {
                 self.send(Request::Panic, Pending::Panic, CLASSIFY_TIMEOUT_MS);
+            }
+            Msg::TriggerOutOfMemory => {
+                self.send(Request::ExhaustMemory, Pending::ExhaustMemory, CLASSIFY_TIMEOUT_MS);
+            }
+            Msg::ReadWorkerMemory => {
+                self.send(Request::MemoryUsage, Pending::MemoryUsage, CLASSIFY_TIMEOUT_MS);
             }
         }
         true
@@ -477,6 +491,10 @@ impl App {
                 }));
             }
             (Some(Pending::Classify), Response::Error { message }) => self.fail_run(message),
+            (Some(Pending::MemoryUsage), Response::MemoryUsage { wasm_bytes }) => {
+                let readings = self.worker_memory.map_or(0, |(_, readings)| readings);
+                self.worker_memory = Some((wasm_bytes, readings + 1));
+            }
             (
                 Some(Pending::Predict(serial, index)),
                 Response::Predicted {
@@ -790,13 +808,7 @@ impl App {
                 </button>
             }
         });
-        let panic_button = self.test_hooks.then(|| {
-            html! {
-                <button class="test-hook" data-testid="test-panic" onclick={link.callback(|_| Msg::TriggerPanic)}>
-                    { "test hook: make the engine panic" }
-                </button>
-            }
-        });
+        let test_hooks = self.test_hooks.then(|| self.view_test_hooks(ctx));
 
         html! {
             <section class="input">
@@ -817,9 +829,36 @@ impl App {
                         { ". Several images run as a batch with accuracy figures." }
                     </p>
                     <div class="demos">{ for demos }</div>
-                    { for panic_button }
+                    { for test_hooks }
                 </div>
             </section>
+        }
+    }
+
+    /// The buttons of the test hooks, shown only with `?test-hooks=1`.
+    fn view_test_hooks(&self, ctx: &Context<Self>) -> Html {
+        let link = ctx.link();
+        let (bytes, readings) = self.worker_memory.unwrap_or((0.0, 0));
+        let memory = if readings == 0 {
+            "not read yet".to_string()
+        } else {
+            format!("{:.1} MiB", bytes / (1024.0 * 1024.0))
+        };
+        html! {
+            <div class="test-hooks">
+                <button class="test-hook" data-testid="test-panic" onclick={link.callback(|_| Msg::TriggerPanic)}>
+                    { "test hook: make the engine panic" }
+                </button>
+                <button class="test-hook" data-testid="test-exhaust-memory" onclick={link.callback(|_| Msg::TriggerOutOfMemory)}>
+                    { "test hook: exhaust the engine's memory" }
+                </button>
+                <button class="test-hook" data-testid="test-worker-memory" onclick={link.callback(|_| Msg::ReadWorkerMemory)}>
+                    { "test hook: read the worker's memory" }
+                </button>
+                <span data-testid="worker-memory" data-bytes={bytes.to_string()} data-readings={readings.to_string()}>
+                    { format!("worker WebAssembly memory: {memory}") }
+                </span>
+            </div>
         }
     }
 

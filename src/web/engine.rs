@@ -13,6 +13,9 @@ use crate::model::integer::{IntVit, IntegerOps};
 use crate::model::{self, FloatVit, PreprocessConfig};
 use crate::profile::{Clock, ErrorStats, PathKind, Profiler};
 
+#[cfg(target_feature = "simd128")]
+use super::bench;
+use super::memory;
 use super::protocol::{
     from_js, to_js, ClassScore, Mode, PathResult, Request, RequestMessage, Response,
     ResponseMessage,
@@ -42,8 +45,9 @@ struct LoadedFloat {
 
 #[wasm_bindgen]
 impl WorkerEngine {
-    /// `test_hooks` enables [`Request::IntLogits`], [`Request::FloatLogits`] and
-    /// [`Request::Panic`].
+    /// `test_hooks` enables the test and benchmark requests ([`Request::IntLogits`],
+    /// [`Request::FloatLogits`], [`Request::Panic`], [`Request::ExhaustMemory`], [`Request::MemoryUsage`],
+    /// [`Request::TimeForward`], [`Request::PeakMacs`]).
     #[wasm_bindgen(constructor)]
     pub fn new(test_hooks: bool) -> WorkerEngine {
         console_error_panic_hook::set_once();
@@ -87,6 +91,10 @@ impl WorkerEngine {
             Request::IntLogits { crop } => self.int_logits(&crop),
             Request::FloatLogits { input } => self.float_logits(&input),
             Request::Panic => self.panic_for_test(),
+            Request::ExhaustMemory => self.exhaust_memory_for_test(),
+            Request::MemoryUsage => self.memory_usage(),
+            Request::TimeForward { image, path } => self.time_forward(&image, path),
+            Request::PeakMacs { rounds } => self.peak_macs(rounds),
         };
 
         outcome.unwrap_or_else(|message| Response::Error { message })
@@ -321,6 +329,79 @@ impl WorkerEngine {
     fn panic_for_test(&self) -> Result<Response, String> {
         self.require_test_hooks("Panic")?;
         panic!("engine panic requested through the test hook");
+    }
+
+    fn exhaust_memory_for_test(&self) -> Result<Response, String> {
+        self.require_test_hooks("ExhaustMemory")?;
+        memory::exhaust_memory()
+    }
+
+    fn memory_usage(&self) -> Result<Response, String> {
+        self.require_test_hooks("MemoryUsage")?;
+        Ok(Response::MemoryUsage {
+            wasm_bytes: memory::wasm_memory_bytes(),
+        })
+    }
+
+    /// One forward pass of `path` on a preprocessed image, timed from the model's input to
+    /// the top-5 classes.
+    fn time_forward(&self, image_bytes: &[u8], path: PathKind) -> Result<Response, String> {
+        self.require_test_hooks("TimeForward")?;
+        // Fail before decoding when the model is missing.
+        match path {
+            PathKind::Float => {
+                self.float_model()?;
+            }
+            PathKind::Int => {
+                self.int_model()?;
+            }
+        }
+        let prepared = self.prepare(image_bytes)?;
+        let clock = PerformanceClock::from_global()?;
+
+        let start = clock.now_us();
+        let top5 = match path {
+            PathKind::Float => {
+                let mut profiler = Profiler::disabled(PathKind::Float);
+                let logits = self.float_model()?.forward(&prepared.tensor, &mut profiler);
+                labels::top_k(&logits, TOP_CLASSES)
+            }
+            PathKind::Int => {
+                let logits = self
+                    .int_model()?
+                    .forward_untimed(&prepared.crop.data)
+                    .map_err(|err| err.to_string())?;
+                labels::top_k(&logits, TOP_CLASSES)
+            }
+        };
+        let micros = clock.now_us() - start;
+
+        Ok(Response::ForwardTimed { micros, top5 })
+    }
+
+    /// Runs the `i32x4.dot_i16x8_s` loop of [`bench::dot_loop`] on every thread of the pool
+    /// at once.
+    #[cfg(target_feature = "simd128")]
+    fn peak_macs(&self, rounds: u32) -> Result<Response, String> {
+        self.require_test_hooks("PeakMacs")?;
+        let clock = PerformanceClock::from_global()?;
+
+        let start = clock.now_us();
+        let results = rayon::broadcast(|_| std::hint::black_box(bench::dot_loop(rounds)));
+        let micros = clock.now_us() - start;
+
+        let threads = results.len();
+        Ok(Response::PeakMacs {
+            macs: bench::dot_loop_macs(rounds) as f64 * threads as f64,
+            micros,
+            threads,
+        })
+    }
+
+    #[cfg(not(target_feature = "simd128"))]
+    fn peak_macs(&self, _rounds: u32) -> Result<Response, String> {
+        self.require_test_hooks("PeakMacs")?;
+        Err("this build has no SIMD128, so it cannot run the i32x4.dot_i16x8_s loop".to_string())
     }
 
     fn require_test_hooks(&self, request: &str) -> Result<(), String> {

@@ -10,9 +10,11 @@
 
 pub mod app;
 pub mod batch;
+pub mod bench;
 pub mod client;
 pub mod engine;
 pub mod io;
+pub mod memory;
 pub mod protocol;
 pub mod view;
 

@@ -77,6 +77,23 @@ pub enum Request {
     /// Test hook: makes the engine panic, to test the page's recovery. The worker honours
     /// it only when its URL has `test-hooks=1`.
     Panic,
+    /// Test hook: makes the engine allocate until its WebAssembly memory is exhausted, which
+    /// traps, to test the page's recovery. The worker honours it only with `test-hooks=1`.
+    ExhaustMemory,
+    /// Test hook: the size of the worker's WebAssembly memory. The worker honours it only
+    /// with `test-hooks=1`.
+    MemoryUsage,
+    /// Benchmark hook: preprocesses one image file, then runs one forward pass of `path`
+    /// from the preprocessed input to the top classes, timed without the preprocessing.
+    /// The worker honours it only with `test-hooks=1`.
+    TimeForward {
+        #[serde(with = "serde_bytes")]
+        image: Vec<u8>,
+        path: PathKind,
+    },
+    /// Benchmark hook: runs `rounds` rounds of the `i32x4.dot_i16x8_s` loop on every thread
+    /// of the pool at once. The worker honours it only with `test-hooks=1`.
+    PeakMacs { rounds: u32 },
 }
 
 /// A response with the id of the request it answers; `id` is `None` when the request could
@@ -112,7 +129,8 @@ pub enum Response {
         threads: usize,
         /// Whether the worker's module uses SIMD128 instructions.
         simd: bool,
-        /// Whether the worker honours the test hooks ([`Request::IntLogits`], [`Request::Panic`]).
+        /// Whether the worker honours the test hooks ([`Request::IntLogits`], [`Request::Panic`]
+        /// and the other hooks).
         test_hooks: bool,
     },
     /// Answer to [`Request::LoadModel`].
@@ -146,6 +164,28 @@ pub enum Response {
     IntLogits { logits: Vec<i32> },
     /// Answer to [`Request::FloatLogits`].
     FloatLogits { logits: Vec<f32> },
+    /// Answer to [`Request::MemoryUsage`].
+    MemoryUsage {
+        /// `memory.buffer.byteLength` of the worker's module, which its rayon workers share.
+        wasm_bytes: f64,
+    },
+    /// Answer to [`Request::TimeForward`].
+    ForwardTimed {
+        /// Wall time of the forward pass and the top-5 selection, in microseconds.
+        micros: f64,
+        /// The top-5 class indices, best first.
+        top5: Vec<usize>,
+    },
+    /// Answer to [`Request::PeakMacs`].
+    PeakMacs {
+        /// Multiply-accumulates done by all threads together.
+        macs: f64,
+        /// Wall time from the start of the first thread to the end of the last one, in
+        /// microseconds.
+        micros: f64,
+        /// Threads that ran the loop at once.
+        threads: usize,
+    },
     /// Why a request failed, in words for the page to show.
     Error { message: String },
 }

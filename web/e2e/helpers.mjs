@@ -3,6 +3,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { deflateSync } from 'node:zlib';
 
 /** Root of the repository. */
 export const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -60,4 +61,58 @@ export async function runAndWait(page, start) {
   await start();
   await page.waitForSelector(`${RESULT}[data-state]`, { timeout: RUN_TIMEOUT_MS });
   return waitResult(page);
+}
+
+/** CRC-32 of PNG chunks (ISO 3309 polynomial). */
+function crc32(bytes) {
+  let crc = 0xffffffff;
+  for (const byte of bytes) {
+    crc ^= byte;
+    for (let bit = 0; bit < 8; bit += 1) crc = (crc >>> 1) ^ (0xedb88320 & -(crc & 1));
+  }
+  return (crc ^ 0xffffffff) >>> 0;
+}
+
+/** One PNG chunk: length, type, data and CRC. */
+export function pngChunk(type, data) {
+  const length = Buffer.alloc(4);
+  length.writeUInt32BE(data.length);
+  const body = Buffer.concat([Buffer.from(type, 'ascii'), data]);
+  const crc = Buffer.alloc(4);
+  crc.writeUInt32BE(crc32(body));
+  return Buffer.concat([length, body, crc]);
+}
+
+const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+
+/** The IHDR chunk of an 8-bit RGB image of `width` x `height` pixels. */
+export function pngHeader(width, height) {
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(width, 0);
+  header.writeUInt32BE(height, 4);
+  header.set([8, 2, 0, 0, 0], 8);
+  return pngChunk('IHDR', header);
+}
+
+/** A PNG file whose header declares `width` x `height` pixels and that has no pixel data. */
+export function headerOnlyPng(width, height) {
+  return Buffer.concat([PNG_SIGNATURE, pngHeader(width, height), pngChunk('IEND', Buffer.alloc(0))]);
+}
+
+/** Encodes an 8-bit RGB PNG; `pixel(x, y)` returns `[r, g, b]`, or the image is black
+ * when `pixel` is omitted. */
+export function encodePng(width, height, pixel) {
+  const stride = 1 + width * 3;
+  const raw = Buffer.alloc(stride * height); // filter type 0 (None) on every row
+  if (pixel) {
+    for (let y = 0; y < height; y += 1) {
+      for (let x = 0; x < width; x += 1) raw.set(pixel(x, y), y * stride + 1 + x * 3);
+    }
+  }
+  return Buffer.concat([
+    PNG_SIGNATURE,
+    pngHeader(width, height),
+    pngChunk('IDAT', deflateSync(raw)),
+    pngChunk('IEND', Buffer.alloc(0)),
+  ]);
 }

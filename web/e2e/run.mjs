@@ -18,23 +18,11 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 import { chromium } from 'playwright-core';
 
+import { CHROMIUM_ARGS, CHROMIUM_PATH } from './browser.mjs';
+
 const BASE_URL = process.env.BASE_URL ?? process.argv[2];
-const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const CHECK_TIMEOUT_MS = 120_000;
 const CHECKS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'checks');
-
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--disable-dev-shm-usage',
-  '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1',
-];
 
 /** What every check receives: the app's page, the console errors so far, raw HTTP. */
 class Harness {

@@ -1,6 +1,8 @@
 //! Project tasks behind `cargo xtask`: install the web toolchain (`setup`), build the two
-//! wasm packages (`build-web`), serve the app locally (`serve`) and run every test (`test`).
+//! wasm packages (`build-web`), serve the app locally (`serve`), run every test (`test`) and
+//! benchmark the engine in the browser (`bench-web`).
 
+pub mod bench_web;
 pub mod build_web;
 pub mod command;
 pub mod e2e;

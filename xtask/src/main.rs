@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 
+use xtask::bench_web::{bench_web, BenchOptions};
 use xtask::build_web::build_web;
 use xtask::command::timed;
 use xtask::repo_root;
@@ -22,6 +23,9 @@ commands:
   serve [--port N] [--host A]   setup, build-web, then serve the app on http://A:N/
                                 (default 127.0.0.1:8080; port 0 picks a free port)
   test                          setup, then every test: host, wasm unit, build, end-to-end
+  bench-web [--json FILE]       setup, build-web, then time the engine's integer and float
+                                paths in headless Chromium on 1 and 2 threads (needs
+                                ../shared); --json writes the figures to FILE
   help                          print this text
 ";
 
@@ -53,6 +57,10 @@ fn run(args: &[String]) -> Result<bool> {
         "build-web" => timed("cargo xtask build-web", || build_web(&repo)).map(|_| true),
         "serve" => serve(&repo, &ServeOptions::parse(options)?).map(|_| true),
         "test" => timed("cargo xtask test", || test_all(&repo)),
+        "bench-web" => {
+            let options = BenchOptions::parse(options)?;
+            timed("cargo xtask bench-web", || bench_web(&repo, &options)).map(|_| true)
+        }
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(true)

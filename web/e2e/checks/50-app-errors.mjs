@@ -1,9 +1,12 @@
-// Bad inputs show a plain message in the page, and the next photo works as before.
+// Bad inputs show a plain message in the page, and the next photo works as before. The
+// largest image within the decoder's limits is classified like any other.
 
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 
-import { MODELS_MISSING, REPO, modelsServed, runAndWait, waitReady } from '../helpers.mjs';
+import {
+  MODELS_MISSING, REPO, encodePng, headerOnlyPng, modelsServed, runAndWait, waitReady,
+} from '../helpers.mjs';
 
 const INPUT = 'input[type=file][data-testid=image-input]';
 const ERROR = '[data-testid=error]';
@@ -17,39 +20,17 @@ function corruptJpeg() {
   return bytes;
 }
 
-/** CRC-32 of PNG chunks (ISO 3309 polynomial). */
-function crc32(bytes) {
-  let crc = 0xffffffff;
-  for (const byte of bytes) {
-    crc ^= byte;
-    for (let bit = 0; bit < 8; bit += 1) crc = (crc >>> 1) ^ (0xedb88320 & -(crc & 1));
-  }
-  return (crc ^ 0xffffffff) >>> 0;
-}
-
-function pngChunk(type, data) {
-  const length = Buffer.alloc(4);
-  length.writeUInt32BE(data.length);
-  const body = Buffer.concat([Buffer.from(type, 'ascii'), data]);
-  const crc = Buffer.alloc(4);
-  crc.writeUInt32BE(crc32(body));
-  return Buffer.concat([length, body, crc]);
-}
-
-/** A valid PNG header that declares a 60000 x 60000 RGB image (no pixel data follows). */
-function hugePng() {
-  const header = Buffer.alloc(13);
-  header.writeUInt32BE(60000, 0);
-  header.writeUInt32BE(60000, 4);
-  header.set([8, 2, 0, 0, 0], 8);
-  const signature = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-  return Buffer.concat([signature, pngChunk('IHDR', header), pngChunk('IEND', Buffer.alloc(0))]);
-}
+/** Side of the largest square image within the decoder's default limits: its pixel
+ * count equals the 2^26 pixel limit. */
+const LARGEST_ALLOWED_SIDE = 8192;
 
 const BAD_INPUTS = [
   { name: 'not an image', file: { name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('these are notes, not pixels\n') }, message: /not a JPEG, PNG/ },
   { name: 'corrupt JPEG', file: { name: 'broken.jpg', mimeType: 'image/jpeg', buffer: corruptJpeg() }, message: /JPEG image is truncated or corrupt|JPEG/ },
-  { name: 'image too large', file: { name: 'huge.png', mimeType: 'image/png', buffer: hugePng() }, message: /60000 x 60000 pixels|limit/ },
+  // 60000 pixels is over the limit per side.
+  { name: 'image too large', file: { name: 'huge.png', mimeType: 'image/png', buffer: headerOnlyPng(60000, 60000) }, message: /60000 x 60000 pixels|limit/ },
+  // Each side is under the limit per side, but 30000 x 30000 is over the limit of pixels.
+  { name: 'image over the pixel limit', file: { name: 'large-square.png', mimeType: 'image/png', buffer: headerOnlyPng(30000, 30000) }, message: /30000 x 30000 pixels, over the limit of 67108864 pixels/ },
   { name: 'empty file', file: { name: 'empty.png', mimeType: 'image/png', buffer: Buffer.alloc(0) }, message: /empty/ },
 ];
 
@@ -71,4 +52,22 @@ export default [
       assert.equal(await page.locator(ERROR).count(), 0, 'the error message stayed after a good photo');
     },
   })),
+  {
+    name: 'largest allowed image classifies, next photo works',
+    timeoutMs: 240_000,
+    run: async (harness) => {
+      if (!(await modelsServed(harness))) return { skipped: MODELS_MISSING };
+      const page = await harness.app();
+      await waitReady(page);
+
+      // A black 8192 x 8192 PNG: about 200 kB on disk and 201 MB of decoded pixels.
+      const side = LARGEST_ALLOWED_SIDE;
+      const file = { name: 'largest.png', mimeType: 'image/png', buffer: encodePng(side, side) };
+      const large = await runAndWait(page, () => page.setInputFiles(INPUT, file));
+      assert.equal(large.state, 'done', `result of the ${side} x ${side} image: ${JSON.stringify(large)}`);
+
+      const next = await runAndWait(page, () => page.setInputFiles(INPUT, CAT));
+      assert.equal(next.state, 'done', `result after the large image: ${JSON.stringify(next)}`);
+    },
+  },
 ];

@@ -1,0 +1,38 @@
+//! Peak rate of the int8 multiply-accumulate instruction that the integer GEMM kernels are
+//! built on: `i32x4.dot_i16x8_s` (int8 values sign-extended to i16) followed by an
+//! `i32x4.add` into the accumulator, in a loop with nothing else in it.
+
+#[cfg(target_feature = "simd128")]
+use core::arch::wasm32::{i32x4_add, i32x4_dot_i16x8, i32x4_splat, i16x8, v128, v128_xor};
+
+/// Independent accumulators in the loop, enough to hide the latency of the dot product and
+/// the add behind the throughput of the dot product.
+pub const CHAINS: usize = 8;
+
+/// Multiply-accumulates per `i32x4.dot_i16x8_s`: eight i16 x i16 products, summed in pairs
+/// into four i32 lanes.
+pub const MACS_PER_DOT: u64 = 8;
+
+/// Multiply-accumulates that [`dot_loop`] does in `rounds` rounds.
+pub fn dot_loop_macs(rounds: u32) -> u64 {
+    u64::from(rounds) * CHAINS as u64 * MACS_PER_DOT
+}
+
+/// Runs `rounds` rounds of `acc = acc + dot(acc, b)` on each of [`CHAINS`] accumulators and
+/// returns their XOR, which the caller must consume (with `black_box`) so the loop stays.
+/// Each accumulator feeds its own next dot product, so the compiler cannot hoist the dot
+/// product out of the loop. The lanes wrap around; only the time matters.
+#[cfg(target_feature = "simd128")]
+pub fn dot_loop(rounds: u32) -> v128 {
+    let b = std::hint::black_box(i16x8(3, -5, 7, -11, 13, -17, 19, -23));
+    let mut chains: [v128; CHAINS] =
+        std::hint::black_box(std::array::from_fn(|chain| i32x4_splat(chain as i32 + 1)));
+    for _ in 0..rounds {
+        for chain in chains.iter_mut() {
+            *chain = i32x4_add(*chain, i32x4_dot_i16x8(*chain, b));
+        }
+    }
+    chains
+        .into_iter()
+        .fold(i32x4_splat(0), |folded, chain| v128_xor(folded, chain))
+}

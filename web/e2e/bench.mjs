@@ -1,0 +1,184 @@
+// Browser benchmark of the app's engine: the inference worker (web/worker.js) in headless
+// Chromium, on a page (web/bench.html) that shows no UI.
+//
+// Usage: BASE_URL=http://127.0.0.1:PORT/ node web/e2e/bench.mjs --photos DIR [--json FILE]
+// (`cargo xtask bench-web` starts the server and runs this).
+//
+// The photos are every 5th JPEG of DIR in sorted name order, labelled by DIR/labels.json.
+// For each pool size (1 and 2 threads) a fresh worker loads both models. Each path then
+// gets 5 warm-up runs and one timed batch-1 forward pass per photo, from the preprocessed
+// input to the top-5 classes. The worker times each pass with performance.now(); the
+// preprocessing (decode, resize, crop) is not timed. Prints median and min ms and top-1.
+// Then the peak rate of the `i32x4.dot_i16x8_s` loop on each pool.
+
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { chromium } from 'playwright-core';
+
+import { CHROMIUM_ARGS, CHROMIUM_PATH } from './browser.mjs';
+
+const BASE_URL = process.env.BASE_URL;
+const PHOTO_STEP = 5;
+const WARM_UP_RUNS = 5;
+const POOL_SIZES = [1, 2];
+const PATHS = ['int', 'float'];
+const MODELS = ['assets/models/vit_tiny_patch16_224.safetensors', 'assets/models/vit_tiny_patch16_224.ivit'];
+
+/** Minimum wall time of one run of the dot-product loop, so the clock's resolution
+ * (5 us in a cross-origin isolated page) does not matter. */
+const PEAK_MIN_MICROS = 200_000;
+const PEAK_REPEATS = 5;
+
+/** Why `int_relaxed` has no figures. */
+const RELAXED_MISSING =
+  'not available: no relaxed-SIMD build of the engine exists (build-web makes web/pkg-threads and web/pkg only)';
+
+function parseArgs(argv) {
+  const options = { photos: null, json: null };
+  for (let index = 0; index < argv.length; index += 2) {
+    const [name, value] = [argv[index], argv[index + 1]];
+    if (value === undefined) throw new Error(`option ${name} needs a value`);
+    if (name === '--photos') options.photos = value;
+    else if (name === '--json') options.json = value;
+    else throw new Error(`unknown option ${name}; expected --photos DIR or --json FILE`);
+  }
+  if (!options.photos) throw new Error('--photos DIR is required');
+  return options;
+}
+
+/** Every PHOTO_STEP-th JPEG of `dir` in sorted name order, with its label. */
+async function loadPhotos(dir) {
+  const labels = JSON.parse(await readFile(join(dir, 'labels.json'), 'utf8'));
+  const names = (await readdir(dir)).filter((name) => name.endsWith('.JPEG')).sort();
+  const chosen = names.filter((_, index) => index % PHOTO_STEP === 0);
+  return Promise.all(chosen.map(async (name) => {
+    if (!(name in labels)) throw new Error(`${name} has no label in ${join(dir, 'labels.json')}`);
+    return { name, label: labels[name], bytes: await readFile(join(dir, name)) };
+  }));
+}
+
+function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  return (sorted[(sorted.length - 1) >> 1] + sorted[sorted.length >> 1]) / 2;
+}
+
+/** Warm-up runs, then one timed run per photo; returns median and min ms and top-1. */
+async function timePath(page, photos, path) {
+  for (let run = 0; run < WARM_UP_RUNS; run += 1) {
+    await page.evaluate(([index, kind]) => window.bench.timeForward(index, kind), [run % photos.length, path]);
+  }
+  const millis = [];
+  let correct = 0;
+  for (let index = 0; index < photos.length; index += 1) {
+    const { micros, top5 } = await page.evaluate(([i, kind]) => window.bench.timeForward(i, kind), [index, path]);
+    millis.push(micros / 1000);
+    if (top5[0] === photos[index].label) correct += 1;
+  }
+  return { median_ms: median(millis), min_ms: Math.min(...millis), top1: correct / photos.length };
+}
+
+/** The best rate of the dot-product loop on all threads of the pool, in GMAC/s. */
+async function peakGmacs(page) {
+  const run = (rounds) => page.evaluate((r) => window.bench.peakMacs(r), rounds);
+  let rounds = 1 << 16;
+  let result = await run(rounds);
+  while (result.micros < PEAK_MIN_MICROS) {
+    rounds *= 2;
+    result = await run(rounds);
+  }
+  let best = result.macs / result.micros / 1000;
+  for (let repeat = 1; repeat < PEAK_REPEATS; repeat += 1) {
+    result = await run(rounds);
+    best = Math.max(best, result.macs / result.micros / 1000);
+  }
+  return { gmacs: best, threads: result.threads };
+}
+
+/** Starts a worker with `threads` threads and loads both models into it. */
+async function startWorker(page, threads) {
+  const init = await page.evaluate((n) => window.bench.start(n), threads);
+  const started = init.Initialized.threads;
+  if (started !== threads) {
+    throw new Error(`requested ${threads} threads but the worker started ${started} (is the page cross-origin isolated?)`);
+  }
+  for (const model of MODELS) {
+    await page.evaluate((url) => window.bench.loadModel(url), new URL(model, BASE_URL).href);
+  }
+}
+
+function formatTable(results) {
+  const lines = ['path         threads  median ms   min ms   top-1'];
+  for (const path of PATHS) {
+    for (const threads of POOL_SIZES) {
+      const row = results[path][threads];
+      lines.push(`${path.padEnd(12)} ${String(threads).padStart(7)} ${row.median_ms.toFixed(1).padStart(10)} ` +
+        `${row.min_ms.toFixed(1).padStart(8)} ${row.top1.toFixed(2).padStart(7)}`);
+    }
+  }
+  lines.push(`int_relaxed        -  ${RELAXED_MISSING}`);
+  const all = results.peak_gmacs_all_threads;
+  lines.push(`peak i32x4.dot_i16x8_s loop: ${results.peak_gmacs.toFixed(2)} GMAC/s on 1 thread; ` +
+    `${all['2'].toFixed(2)} GMAC/s on 2 threads together`);
+  return lines.join('\n');
+}
+
+async function main() {
+  if (!BASE_URL) throw new Error('set BASE_URL to the served app, such as BASE_URL=http://127.0.0.1:8080/');
+  const options = parseArgs(process.argv.slice(2));
+  const photos = await loadPhotos(options.photos);
+  console.log(`${photos.length} photos (every ${PHOTO_STEP}th of ${options.photos}); load average before: ${loadavg()[0].toFixed(2)}`);
+
+  const userDataDir = await mkdtemp(join(tmpdir(), 'ivit-bench-'));
+  const context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM_PATH,
+    headless: true,
+    args: CHROMIUM_ARGS,
+  });
+  const results = { int: {}, float: {}, int_relaxed: { available: false, reason: RELAXED_MISSING } };
+  try {
+    const page = context.pages()[0] ?? (await context.newPage());
+    await page.goto(new URL('web/bench.html', BASE_URL).href);
+    await page.waitForFunction(() => window.bench !== undefined);
+    if (!(await page.evaluate(() => window.bench.threaded()))) {
+      throw new Error('the benchmark page is not cross-origin isolated, so the threaded package cannot run');
+    }
+    for (const photo of photos) {
+      await page.evaluate((base64) => window.bench.addPhoto(base64), photo.bytes.toString('base64'));
+    }
+
+    results.peak_gmacs_all_threads = {};
+    for (const threads of POOL_SIZES) {
+      await startWorker(page, threads);
+      for (const path of PATHS) {
+        results[path][threads] = await timePath(page, photos, path);
+        const row = results[path][threads];
+        console.log(`${path}, ${threads} thread(s): median ${row.median_ms.toFixed(1)} ms, min ${row.min_ms.toFixed(1)} ms, top-1 ${row.top1}`);
+      }
+      const peak = await peakGmacs(page);
+      results.peak_gmacs_all_threads[threads] = peak.gmacs;
+      if (threads === 1) results.peak_gmacs = peak.gmacs;
+    }
+    results.browser = context.browser()?.version() ?? (await page.evaluate(() => navigator.userAgent));
+  } finally {
+    await context.close().catch(() => {});
+    await rm(userDataDir, { recursive: true, force: true });
+  }
+
+  results.photos = photos.length;
+  results.load_average_after = loadavg()[0];
+  console.log(formatTable(results));
+  console.log(`load average after: ${results.load_average_after.toFixed(2)}`);
+  if (options.json) {
+    await writeFile(options.json, `${JSON.stringify(results, null, 2)}\n`);
+    console.log(`wrote ${options.json}`);
+  }
+}
+
+try {
+  await main();
+} catch (error) {
+  console.error(`bench-web failed: ${error?.message ?? error}`);
+  process.exitCode = 1;
+}
