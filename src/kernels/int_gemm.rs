@@ -9,9 +9,25 @@
 //! with [`MatrixViewMut::split_rows_at`] and the left operand with
 //! [`MatrixView::rows_range`]; every output row depends only on its own input row.
 //!
+//! wasm32 builds with the `simd128` target feature run the same products through the
+//! SIMD128 microkernels of `int_gemm/simd.rs`; [`portable`] keeps the scalar loops
+//! callable there, as the reference that the SIMD results must equal bit for bit.
+//!
 //! This file also defines [`KernelError`], the error of every integer kernel.
 
 use crate::quant::dyadic::Dyadic;
+
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod simd;
+
+/// Implementation that runs a product after its arguments are checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kernel {
+    /// The scalar loops of this file.
+    Portable,
+    /// The SIMD128 microkernels where the build has them, else the scalar loops.
+    Fastest,
+}
 
 /// Largest GEMM depth (inner dimension). Each int8 x int8 product has magnitude at most
 /// 2^14, so a sum of at most 2^16 - 1 of them stays below 2^30 - 2^14.
@@ -216,7 +232,7 @@ pub fn gemm_i8_i8_i32(
     bias: Option<&[i32]>,
     out: MatrixViewMut<i32>,
 ) -> Result<(), KernelError> {
-    gemm_i8_i8_with(a, w, bias, out, |_, acc| acc)
+    gemm_i8_i8_with(a, w, bias, out, |_, acc| acc, Kernel::Fastest)
 }
 
 /// Computes the accumulators of [`gemm_i8_i8_i32`] and requantizes output channel `n`
@@ -232,7 +248,7 @@ pub fn gemm_i8_i8_requant_i8(
     out: MatrixViewMut<i8>,
 ) -> Result<(), KernelError> {
     check_length("requant", requant.len(), w.rows)?;
-    gemm_i8_i8_with(a, w, bias, out, |column, acc| requant[column].requantize_i32_to_i8(acc))
+    gemm_i8_i8_with(a, w, bias, out, |column, acc| requant[column].requantize_i32_to_i8(acc), Kernel::Fastest)
 }
 
 /// Computes the accumulators of [`gemm_i8_i8_i32`] and requantizes output channel `n`
@@ -249,7 +265,7 @@ pub fn gemm_i8_i8_requant_i16(
     out: MatrixViewMut<i16>,
 ) -> Result<(), KernelError> {
     check_length("requant", requant.len(), w.rows)?;
-    gemm_i8_i8_with(a, w, bias, out, |column, acc| requant[column].requantize_i32_to_i16(acc))
+    gemm_i8_i8_with(a, w, bias, out, |column, acc| requant[column].requantize_i32_to_i16(acc), Kernel::Fastest)
 }
 
 /// Computes one head's attention scores `scores[i, j] = sum_d q[i, d] * k[j, d]` (Q.K^T)
@@ -265,7 +281,7 @@ pub fn attention_scores_i8_i32(
     k: MatrixView<i8>,
     out: MatrixViewMut<i32>,
 ) -> Result<(), KernelError> {
-    gemm_i8_i8_with(q, k, None, out, |_, acc| acc)
+    gemm_i8_i8_with(q, k, None, out, |_, acc| acc, Kernel::Fastest)
 }
 
 /// Computes one head's context `out[i, d] = sum_j p[i, j] * v[j, d]` as int32 with scale
@@ -278,14 +294,14 @@ pub fn attention_scores_i8_i32(
 ///
 /// Exact: `|out[i, d]| <= 128 * sum_j p[i, j] <= 2^31`, and every partial sum obeys the
 /// same bound. Shiftmax rows sum to less than 2^15, which gives `|out| < 2^22`. A row
-/// above the limit is rejected before any of its outputs is written; earlier rows are
-/// already written then.
+/// above the limit is rejected before any of its outputs is written; the scalar loops
+/// have written the earlier rows then, the SIMD128 path none.
 pub fn attention_values_u16_i8_i32(
     p: MatrixView<u16>,
     v: MatrixView<i8>,
     out: MatrixViewMut<i32>,
 ) -> Result<(), KernelError> {
-    attention_values_with(p, v, out, |acc| acc)
+    attention_values_with(p, v, out, |acc| acc, Kernel::Fastest)
 }
 
 /// Computes the context of [`attention_values_u16_i8_i32`] and requantizes it with one
@@ -296,7 +312,7 @@ pub fn attention_values_u16_i8_requant_i8(
     requant: Dyadic,
     out: MatrixViewMut<i8>,
 ) -> Result<(), KernelError> {
-    attention_values_with(p, v, out, |acc| requant.requantize_i32_to_i8(acc))
+    attention_values_with(p, v, out, |acc| requant.requantize_i32_to_i8(acc), Kernel::Fastest)
 }
 
 fn check_length(name: &'static str, len: usize, expected: usize) -> Result<(), KernelError> {
@@ -360,8 +376,17 @@ fn gemm_i8_i8_with<T>(
     bias: Option<&[i32]>,
     mut out: MatrixViewMut<T>,
     store: impl Fn(usize, i32) -> T,
+    kernel: Kernel,
 ) -> Result<(), KernelError> {
     check_gemm(&a, &w, bias, &out)?;
+
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    if kernel == Kernel::Fastest {
+        let right = simd::RightRows { data: w.data, rows: w.rows, row_stride: w.row_stride };
+        simd::gemm(&a, right, bias, &mut out, &store);
+        return Ok(());
+    }
+    let _ = kernel;
 
     for row in 0..a.rows {
         let a_row = a.row(row);
@@ -398,6 +423,7 @@ fn attention_values_with<T>(
     v: MatrixView<i8>,
     mut out: MatrixViewMut<T>,
     store: impl Fn(i32) -> T,
+    kernel: Kernel,
 ) -> Result<(), KernelError> {
     if v.rows != p.cols {
         return Err(KernelError::ShapeMismatch {
@@ -410,12 +436,15 @@ fn attention_values_with<T>(
     }
     check_output_shape(&out, p.rows, v.cols)?;
 
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    if kernel == Kernel::Fastest {
+        return simd_attention_values(p, v, out, store);
+    }
+    let _ = kernel;
+
     for row in 0..p.rows {
         let p_row = p.row(row);
-        let sum: u64 = p_row.iter().map(|&x| u64::from(x)).sum();
-        if sum > MAX_PROBABILITY_ROW_SUM {
-            return Err(KernelError::ProbabilityRowSumTooLarge { row, sum, max: MAX_PROBABILITY_ROW_SUM });
-        }
+        check_probability_row(p_row, row)?;
 
         let out_row = out.row_mut(row);
         for block_start in (0..v.cols).step_by(VALUE_BLOCK) {
@@ -427,6 +456,63 @@ fn attention_values_with<T>(
         }
     }
     Ok(())
+}
+
+/// Rejects a probability row whose sum exceeds [`MAX_PROBABILITY_ROW_SUM`]; returns its
+/// largest element.
+fn check_probability_row(p_row: &[u16], row: usize) -> Result<u16, KernelError> {
+    let sum: u64 = p_row.iter().map(|&x| u64::from(x)).sum();
+    if sum > MAX_PROBABILITY_ROW_SUM {
+        return Err(KernelError::ProbabilityRowSumTooLarge { row, sum, max: MAX_PROBABILITY_ROW_SUM });
+    }
+    Ok(p_row.iter().copied().max().unwrap_or(0))
+}
+
+/// The SIMD path of [`attention_values_with`]: `v` is transposed into a per-thread buffer
+/// `[head_dim, tokens]`, so that the product becomes `p . (v^T)^T`, and the probabilities
+/// are read as i16. A matrix with a probability above 32767 (never Shiftmax output) runs
+/// through the scalar loops instead.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+fn simd_attention_values<T>(
+    p: MatrixView<u16>,
+    v: MatrixView<i8>,
+    mut out: MatrixViewMut<T>,
+    store: impl Fn(i32) -> T,
+) -> Result<(), KernelError> {
+    let mut largest = 0;
+    for row in 0..p.rows {
+        largest = largest.max(check_probability_row(p.row(row), row)?);
+    }
+    if largest > i16::MAX as u16 {
+        return attention_values_with(p, v, out, store, Kernel::Portable);
+    }
+
+    TRANSPOSED_VALUES.with(|buffer| {
+        let mut buffer = buffer.borrow_mut();
+        transpose_into(&v, &mut buffer);
+        let right = simd::RightRows { data: &buffer, rows: v.cols, row_stride: v.rows };
+        simd::gemm(&p, right, None, &mut out, &|_, acc| store(acc));
+    });
+    Ok(())
+}
+
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+thread_local! {
+    /// `v^T` of the last probabilities x V product on this thread; kept to reuse its
+    /// allocation.
+    static TRANSPOSED_VALUES: std::cell::RefCell<Vec<i8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Writes `v^T` (`[v.cols, v.rows]`, row-major) into `buffer`, reusing its allocation.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+fn transpose_into(v: &MatrixView<i8>, buffer: &mut Vec<i8>) {
+    buffer.clear();
+    buffer.resize(v.rows * v.cols, 0);
+    for token in 0..v.rows {
+        for (d, &value) in v.row(token).iter().enumerate() {
+            buffer[d * v.rows + token] = value;
+        }
+    }
 }
 
 /// Computes `sum_j p_row[j] * v[j, block_start + d]` for `d < width <= VALUE_BLOCK`.
@@ -443,6 +529,75 @@ fn weighted_value_block(p_row: &[u16], v: &MatrixView<i8>, block_start: usize, w
         }
     }
     acc
+}
+
+/// The scalar loops behind every public product, callable in every build. They define the
+/// results that the SIMD128 kernels must reproduce bit for bit; each function checks its
+/// arguments as its namesake does.
+pub mod portable {
+    use super::*;
+
+    /// [`super::gemm_i8_i8_i32`] on the scalar loops.
+    pub fn gemm_i8_i8_i32(
+        a: MatrixView<i8>,
+        w: MatrixView<i8>,
+        bias: Option<&[i32]>,
+        out: MatrixViewMut<i32>,
+    ) -> Result<(), KernelError> {
+        gemm_i8_i8_with(a, w, bias, out, |_, acc| acc, Kernel::Portable)
+    }
+
+    /// [`super::gemm_i8_i8_requant_i8`] on the scalar loops.
+    pub fn gemm_i8_i8_requant_i8(
+        a: MatrixView<i8>,
+        w: MatrixView<i8>,
+        bias: Option<&[i32]>,
+        requant: &[Dyadic],
+        out: MatrixViewMut<i8>,
+    ) -> Result<(), KernelError> {
+        check_length("requant", requant.len(), w.rows)?;
+        gemm_i8_i8_with(a, w, bias, out, |column, acc| requant[column].requantize_i32_to_i8(acc), Kernel::Portable)
+    }
+
+    /// [`super::gemm_i8_i8_requant_i16`] on the scalar loops.
+    pub fn gemm_i8_i8_requant_i16(
+        a: MatrixView<i8>,
+        w: MatrixView<i8>,
+        bias: Option<&[i32]>,
+        requant: &[Dyadic],
+        out: MatrixViewMut<i16>,
+    ) -> Result<(), KernelError> {
+        check_length("requant", requant.len(), w.rows)?;
+        gemm_i8_i8_with(a, w, bias, out, |column, acc| requant[column].requantize_i32_to_i16(acc), Kernel::Portable)
+    }
+
+    /// [`super::attention_scores_i8_i32`] on the scalar loops.
+    pub fn attention_scores_i8_i32(
+        q: MatrixView<i8>,
+        k: MatrixView<i8>,
+        out: MatrixViewMut<i32>,
+    ) -> Result<(), KernelError> {
+        gemm_i8_i8_with(q, k, None, out, |_, acc| acc, Kernel::Portable)
+    }
+
+    /// [`super::attention_values_u16_i8_i32`] on the scalar loops.
+    pub fn attention_values_u16_i8_i32(
+        p: MatrixView<u16>,
+        v: MatrixView<i8>,
+        out: MatrixViewMut<i32>,
+    ) -> Result<(), KernelError> {
+        attention_values_with(p, v, out, |acc| acc, Kernel::Portable)
+    }
+
+    /// [`super::attention_values_u16_i8_requant_i8`] on the scalar loops.
+    pub fn attention_values_u16_i8_requant_i8(
+        p: MatrixView<u16>,
+        v: MatrixView<i8>,
+        requant: Dyadic,
+        out: MatrixViewMut<i8>,
+    ) -> Result<(), KernelError> {
+        attention_values_with(p, v, out, |acc| requant.requantize_i32_to_i8(acc), Kernel::Portable)
+    }
 }
 
 #[cfg(test)]
