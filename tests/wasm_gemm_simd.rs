@@ -195,6 +195,15 @@ fn attention_products_match_portable() {
             let out = MatrixViewMut::contiguous(&mut reference, tokens, head_dim).unwrap();
             portable::attention_values_u16_i8_requant_i8(p_view, view(2, head), requant, out).unwrap();
             assert_eq!(fast, reference, "int8 context, {context}");
+
+            let requant = rng.requant(head_dim);
+            let mut fast = vec![0i8; tokens * dim];
+            let mut reference = fast.clone();
+            let out = MatrixViewMut::new(&mut fast[head * head_dim..], tokens, head_dim, dim).unwrap();
+            int_gemm::attention_values_u16_i8_requant_i8_per_channel(p_view, view(2, head), &requant, out).unwrap();
+            let out = MatrixViewMut::new(&mut reference[head * head_dim..], tokens, head_dim, dim).unwrap();
+            portable::attention_values_u16_i8_requant_i8_per_channel(p_view, view(2, head), &requant, out).unwrap();
+            assert_eq!(fast, reference, "int8 context per channel, {context}");
         }
     }
 }

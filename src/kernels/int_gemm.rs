@@ -301,7 +301,7 @@ pub fn attention_values_u16_i8_i32(
     v: MatrixView<i8>,
     out: MatrixViewMut<i32>,
 ) -> Result<(), KernelError> {
-    attention_values_with(p, v, out, |acc| acc, Kernel::Fastest)
+    attention_values_with(p, v, out, |_, acc| acc, Kernel::Fastest)
 }
 
 /// Computes the context of [`attention_values_u16_i8_i32`] and requantizes it with one
@@ -312,7 +312,21 @@ pub fn attention_values_u16_i8_requant_i8(
     requant: Dyadic,
     out: MatrixViewMut<i8>,
 ) -> Result<(), KernelError> {
-    attention_values_with(p, v, out, |acc| requant.requantize_i32_to_i8(acc), Kernel::Fastest)
+    attention_values_with(p, v, out, |_, acc| requant.requantize_i32_to_i8(acc), Kernel::Fastest)
+}
+
+/// Computes the context of [`attention_values_u16_i8_i32`] and requantizes column `d` with
+/// `requant[d]` to int8, one factor per channel of the head.
+///
+/// - `requant`: `[head_dim]`
+pub fn attention_values_u16_i8_requant_i8_per_channel(
+    p: MatrixView<u16>,
+    v: MatrixView<i8>,
+    requant: &[Dyadic],
+    out: MatrixViewMut<i8>,
+) -> Result<(), KernelError> {
+    check_length("requant", requant.len(), v.cols)?;
+    attention_values_with(p, v, out, |column, acc| requant[column].requantize_i32_to_i8(acc), Kernel::Fastest)
 }
 
 fn check_length(name: &'static str, len: usize, expected: usize) -> Result<(), KernelError> {
@@ -417,12 +431,12 @@ fn dot_i8_i8_i32(a: &[i8], b: &[i8]) -> i32 {
     acc
 }
 
-/// Computes `p . v` row by row and stores each accumulator through `store`.
+/// Computes `p . v` row by row and stores each accumulator through `store(column, acc)`.
 fn attention_values_with<T>(
     p: MatrixView<u16>,
     v: MatrixView<i8>,
     mut out: MatrixViewMut<T>,
-    store: impl Fn(i32) -> T,
+    store: impl Fn(usize, i32) -> T,
     kernel: Kernel,
 ) -> Result<(), KernelError> {
     if v.rows != p.cols {
@@ -450,8 +464,8 @@ fn attention_values_with<T>(
         for block_start in (0..v.cols).step_by(VALUE_BLOCK) {
             let width = VALUE_BLOCK.min(v.cols - block_start);
             let acc = weighted_value_block(p_row, &v, block_start, width);
-            for (slot, &value) in out_row[block_start..block_start + width].iter_mut().zip(&acc) {
-                *slot = store(value);
+            for (d, (slot, &value)) in out_row[block_start..block_start + width].iter_mut().zip(&acc).enumerate() {
+                *slot = store(block_start + d, value);
             }
         }
     }
@@ -477,7 +491,7 @@ fn simd_attention_values<T>(
     p: MatrixView<u16>,
     v: MatrixView<i8>,
     mut out: MatrixViewMut<T>,
-    store: impl Fn(i32) -> T,
+    store: impl Fn(usize, i32) -> T,
 ) -> Result<(), KernelError> {
     let mut largest = 0;
     for row in 0..p.rows {
@@ -491,7 +505,7 @@ fn simd_attention_values<T>(
         let mut buffer = buffer.borrow_mut();
         transpose_into(&v, &mut buffer);
         let right = simd::RightRows { data: &buffer, rows: v.cols, row_stride: v.rows };
-        simd::gemm(&p, right, None, &mut out, &|_, acc| store(acc));
+        simd::gemm(&p, right, None, &mut out, &store);
     });
     Ok(())
 }
@@ -586,7 +600,18 @@ pub mod portable {
         v: MatrixView<i8>,
         out: MatrixViewMut<i32>,
     ) -> Result<(), KernelError> {
-        attention_values_with(p, v, out, |acc| acc, Kernel::Portable)
+        attention_values_with(p, v, out, |_, acc| acc, Kernel::Portable)
+    }
+
+    /// [`super::attention_values_u16_i8_requant_i8_per_channel`] on the scalar loops.
+    pub fn attention_values_u16_i8_requant_i8_per_channel(
+        p: MatrixView<u16>,
+        v: MatrixView<i8>,
+        requant: &[Dyadic],
+        out: MatrixViewMut<i8>,
+    ) -> Result<(), KernelError> {
+        check_length("requant", requant.len(), v.cols)?;
+        attention_values_with(p, v, out, |column, acc| requant[column].requantize_i32_to_i8(acc), Kernel::Portable)
     }
 
     /// [`super::attention_values_u16_i8_requant_i8`] on the scalar loops.
@@ -596,7 +621,7 @@ pub mod portable {
         requant: Dyadic,
         out: MatrixViewMut<i8>,
     ) -> Result<(), KernelError> {
-        attention_values_with(p, v, out, |acc| requant.requantize_i32_to_i8(acc), Kernel::Portable)
+        attention_values_with(p, v, out, |_, acc| requant.requantize_i32_to_i8(acc), Kernel::Portable)
     }
 }
 
@@ -862,6 +887,46 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn attention_values_per_channel_matches_reference() {
+        let (mut rng, seed) = seeded_rng();
+
+        for (tokens_q, tokens_k, head_dim) in [(197, 197, 64), (5, 11, 130), (3, 1, 1), (17, 23, 65)] {
+            let p = random_probabilities(&mut rng, tokens_q, tokens_k);
+            let v = random_i8(&mut rng, tokens_k * head_dim);
+            let requant = random_requant(&mut rng, head_dim);
+            let mut out = vec![0i8; tokens_q * head_dim];
+
+            attention_values_u16_i8_requant_i8_per_channel(
+                MatrixView::contiguous(&p, tokens_q, tokens_k).unwrap(),
+                MatrixView::contiguous(&v, tokens_k, head_dim).unwrap(),
+                &requant,
+                MatrixViewMut::contiguous(&mut out, tokens_q, head_dim).unwrap(),
+            )
+            .unwrap();
+
+            for i in 0..tokens_q {
+                for d in 0..head_dim {
+                    let acc: i64 =
+                        (0..tokens_k).map(|j| i64::from(p[i * tokens_k + j]) * i64::from(v[j * head_dim + d])).sum();
+                    let expected = requant[d].requantize_i64_to_i8(acc);
+                    assert_eq!(out[i * head_dim + d], expected, "seed {seed}, element ({i}, {d})");
+                }
+            }
+        }
+
+        let p = [1u16; 6];
+        let v = [1i8; 6];
+        let mut out = [0i8; 4];
+        let result = attention_values_u16_i8_requant_i8_per_channel(
+            MatrixView::contiguous(&p, 2, 3).unwrap(),
+            MatrixView::contiguous(&v, 3, 2).unwrap(),
+            &[Dyadic::IDENTITY; 3],
+            MatrixViewMut::contiguous(&mut out, 2, 2).unwrap(),
+        );
+        assert_eq!(result, Err(KernelError::LengthMismatch { name: "requant", len: 3, expected: 2 }));
     }
 
     #[test]

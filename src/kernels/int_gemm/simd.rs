@@ -78,12 +78,17 @@ impl RightRows<'_> {
     }
 }
 
+/// Bytes of the right operand that one column block may span, so that the block stays in
+/// a 32 KiB L1 data cache next to the left rows while every row tile passes over it.
+const COLUMN_BLOCK_BYTES: usize = 16 * 1024;
+
 /// Computes `a . w^T (+ bias)` and stores output `(r, c)` through `store(c, acc)`.
 ///
 /// - `a`: `[m, k]`, `w`: `[n, k]` with `n = out.cols`, `bias`: `[n]` or `None`
 ///
 /// The caller has checked every shape, so that each row of `a` has `k = a.cols`
-/// readable elements, each row of `w` too, and `out` is `[m, n]`.
+/// readable elements, each row of `w` too, and `out` is `[m, n]`. The columns are
+/// processed in blocks of at most [`COLUMN_BLOCK_BYTES`] of `w`, each against every row.
 pub(super) fn gemm<L: LeftElement, T>(
     a: &MatrixView<L>,
     w: RightRows,
@@ -92,24 +97,31 @@ pub(super) fn gemm<L: LeftElement, T>(
     store: &impl Fn(usize, i32) -> T,
 ) {
     debug_assert_eq!(out.cols, w.rows);
-    let mut row = 0;
-    while row < a.rows {
-        let rows = TILE_ROWS.min(a.rows - row);
-        match rows {
-            4 => row_block::<L, T, 4>(a, w, bias, out, row, store),
-            3 => row_block::<L, T, 3>(a, w, bias, out, row, store),
-            2 => row_block::<L, T, 2>(a, w, bias, out, row, store),
-            _ => row_block::<L, T, 1>(a, w, bias, out, row, store),
+    let block_cols = (COLUMN_BLOCK_BYTES / a.cols.max(1)).max(1).next_multiple_of(TILE_COLS);
+    let mut start = 0;
+    while start < w.rows {
+        let columns = start..w.rows.min(start + block_cols);
+        let mut row = 0;
+        while row < a.rows {
+            let rows = TILE_ROWS.min(a.rows - row);
+            match rows {
+                4 => row_block::<L, T, 4>(a, w, columns.clone(), bias, out, row, store),
+                3 => row_block::<L, T, 3>(a, w, columns.clone(), bias, out, row, store),
+                2 => row_block::<L, T, 2>(a, w, columns.clone(), bias, out, row, store),
+                _ => row_block::<L, T, 1>(a, w, columns.clone(), bias, out, row, store),
+            }
+            row += rows;
         }
-        row += rows;
+        start = columns.end;
     }
 }
 
-/// Computes output rows `first..first + R` for every column.
+/// Computes output rows `first..first + R` of `columns`.
 #[inline(always)]
 fn row_block<L: LeftElement, T, const R: usize>(
     a: &MatrixView<L>,
     w: RightRows,
+    columns: core::ops::Range<usize>,
     bias: Option<&[i32]>,
     out: &mut MatrixViewMut<T>,
     first: usize,
@@ -120,9 +132,9 @@ fn row_block<L: LeftElement, T, const R: usize>(
     let a_rows: [&[L]; R] = core::array::from_fn(|r| a.row(first + r));
     let a_ptrs: [*const L; R] = a_rows.map(<[L]>::as_ptr);
 
-    let mut column = 0;
-    while column < w.rows {
-        let cols = TILE_COLS.min(w.rows - column);
+    let mut column = columns.start;
+    while column < columns.end {
+        let cols = TILE_COLS.min(columns.end - column);
         let sums: [[i32; TILE_COLS]; R] = if cols == TILE_COLS {
             let w_ptrs: [*const i8; TILE_COLS] = core::array::from_fn(|c| w.row(column + c));
             // SAFETY: each row of `a` and `w` has k >= steps * 8 readable elements.
@@ -135,11 +147,15 @@ fn row_block<L: LeftElement, T, const R: usize>(
             core::array::from_fn(|r| [one[r][0], 0])
         };
 
+        let tail_start = steps * STEP;
         for c in 0..cols {
-            let w_row = &w.data[(column + c) * w.row_stride..][..k];
+            let w_tail = &w.data[(column + c) * w.row_stride + tail_start..][..k - tail_start];
             for r in 0..R {
-                let tail = dot_tail(&a_rows[r][steps * STEP..k], &w_row[steps * STEP..]);
-                let dot = sums[r][c].wrapping_add(tail);
+                let dot = if w_tail.is_empty() {
+                    sums[r][c]
+                } else {
+                    sums[r][c].wrapping_add(dot_tail(&a_rows[r][tail_start..], w_tail))
+                };
                 // The callers bound |dot| and |bias| so that the sum fits an i32.
                 let acc = match bias {
                     Some(bias) => dot + bias[column + c],
