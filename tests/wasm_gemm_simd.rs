@@ -1,8 +1,8 @@
 //! The integer GEMMs of the build (SIMD128 under `cargo xtask test`) give the same bits as
 //! their scalar twins in `int_gemm::portable`, on fresh random inputs of awkward shapes.
-//! Run with `wasm-pack test --headless --chrome -- --test 'wasm_*'`; the seed of each test
-//! is printed to the browser console and `IVIT_TEST_SEED` cannot reach the browser, so
-//! a failure message names the seed.
+//! Run with `wasm-pack test --headless --chrome -- --test 'wasm_*'`. Environment variables
+//! do not reach the browser, so each test draws a fresh seed and every failure message
+//! names it.
 #![cfg(target_arch = "wasm32")]
 
 use ivit::kernels::int_gemm::{self, portable, MatrixView, MatrixViewMut, MAX_BIAS_MAGNITUDE};
@@ -45,7 +45,7 @@ impl Rng {
         z ^ (z >> 31)
     }
 
-    /// A value in `0..bound`.
+    /// Returns a value in `0..bound`.
     fn below(&mut self, bound: u64) -> u64 {
         self.next() % bound
     }

@@ -482,7 +482,7 @@ fn check_probability_row(p_row: &[u16], row: usize) -> Result<u16, KernelError> 
     Ok(p_row.iter().copied().max().unwrap_or(0))
 }
 
-/// The SIMD path of [`attention_values_with`]: `v` is transposed into a per-thread buffer
+/// Runs the SIMD path of [`attention_values_with`]. `v` is transposed into a per-thread buffer
 /// `[head_dim, tokens]`, so that the product becomes `p . (v^T)^T`, and the probabilities
 /// are read as i16. A matrix with a probability above 32767 (never Shiftmax output) runs
 /// through the scalar loops instead.

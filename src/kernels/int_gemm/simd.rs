@@ -19,8 +19,8 @@ use super::{MatrixView, MatrixViewMut};
 /// Rows of the left operand per tile.
 pub(super) const TILE_ROWS: usize = 4;
 
-/// Columns (rows of the right operand) per tile. 4 x 2 tiles keep 8 accumulators, 4 left
-/// vectors and 1 right vector live, which fits the 16 vector registers of x86-64.
+/// Columns (rows of the right operand) per tile. A 4 x 2 tile needs 13 live vectors (8
+/// accumulators, 4 left vectors, 1 right vector), fewer than the 16 vector registers of x86-64.
 pub(super) const TILE_COLS: usize = 2;
 
 /// Elements per SIMD step along the inner dimension.
@@ -51,7 +51,7 @@ impl LeftElement for i8 {
 }
 
 impl LeftElement for u16 {
-    /// The caller guarantees values of at most 32767, so the u16 bits are the same i16.
+    // The caller guarantees values of at most 32767, whose u16 bits are the same i16.
     #[inline(always)]
     unsafe fn load8(ptr: *const u16) -> v128 {
         v128_load(ptr.cast::<v128>())
