@@ -5,7 +5,7 @@
 //! names it.
 #![cfg(target_arch = "wasm32")]
 
-use ivit::kernels::int_gemm::{self, portable, MatrixView, MatrixViewMut, MAX_BIAS_MAGNITUDE};
+use ivit::kernels::int_gemm::{self, portable, MatrixView, MatrixViewMut, TransposedValues, MAX_BIAS_MAGNITUDE};
 use ivit::quant::dyadic::Dyadic;
 use wasm_bindgen_test::*;
 
@@ -197,12 +197,13 @@ fn attention_products_match_portable() {
             assert_eq!(fast, reference, "int8 context, {context}");
 
             let requant = rng.requant(head_dim);
+            let values = TransposedValues::new(view(2, head));
             let mut fast = vec![0i8; tokens * dim];
             let mut reference = fast.clone();
             let out = MatrixViewMut::new(&mut fast[head * head_dim..], tokens, head_dim, dim).unwrap();
-            int_gemm::attention_values_u16_i8_requant_i8_per_channel(p_view, view(2, head), &requant, out).unwrap();
+            int_gemm::attention_values_u16_i8_requant_i8_per_channel(p_view, &values, &requant, out).unwrap();
             let out = MatrixViewMut::new(&mut reference[head * head_dim..], tokens, head_dim, dim).unwrap();
-            portable::attention_values_u16_i8_requant_i8_per_channel(p_view, view(2, head), &requant, out).unwrap();
+            portable::attention_values_u16_i8_requant_i8_per_channel(p_view, &values, &requant, out).unwrap();
             assert_eq!(fast, reference, "int8 context per channel, {context}");
         }
     }

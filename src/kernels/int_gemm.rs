@@ -315,18 +315,60 @@ pub fn attention_values_u16_i8_requant_i8(
     attention_values_with(p, v, out, |_, acc| requant.requantize_i32_to_i8(acc), Kernel::Fastest)
 }
 
-/// Computes the context of [`attention_values_u16_i8_i32`] and requantizes column `d` with
-/// `requant[d]` to int8, one factor per channel of the head.
+/// One head's values `v` `[tokens, head_dim]` stored transposed, `[head_dim, tokens]`, so
+/// that the probabilities x V product reads each output channel as one contiguous row.
+/// Built once per head and shared by every block of query rows.
+#[derive(Debug, Clone)]
+pub struct TransposedValues {
+    data: Vec<i8>,
+    tokens: usize,
+    head_dim: usize,
+}
+
+impl TransposedValues {
+    /// Transposes `v` `[tokens, head_dim]`.
+    pub fn new(v: MatrixView<i8>) -> Self {
+        let mut data = vec![0i8; v.rows * v.cols];
+        for token in 0..v.rows {
+            for (d, &value) in v.row(token).iter().enumerate() {
+                data[d * v.rows + token] = value;
+            }
+        }
+        Self { data, tokens: v.rows, head_dim: v.cols }
+    }
+
+    pub fn tokens(&self) -> usize {
+        self.tokens
+    }
+
+    pub fn head_dim(&self) -> usize {
+        self.head_dim
+    }
+
+    /// Returns the `[head_dim, tokens]` matrix.
+    fn view(&self) -> MatrixView<'_, i8> {
+        MatrixView { data: &self.data, rows: self.head_dim, cols: self.tokens, row_stride: self.tokens }
+    }
+}
+
+/// Computes the context of [`attention_values_u16_i8_i32`] from transposed values and
+/// requantizes column `d` with `requant[d]` to int8, one factor per channel of the head.
 ///
+/// - `p`: `[tokens_q, tokens_k]`, each row summing to at most [`MAX_PROBABILITY_ROW_SUM`]
+/// - `values`: `[tokens_k, head_dim]`, transposed
 /// - `requant`: `[head_dim]`
+/// - `out`: `[tokens_q, head_dim]`
+///
+/// A row above the sum limit is rejected before any output is written.
 pub fn attention_values_u16_i8_requant_i8_per_channel(
     p: MatrixView<u16>,
-    v: MatrixView<i8>,
+    values: &TransposedValues,
     requant: &[Dyadic],
     out: MatrixViewMut<i8>,
 ) -> Result<(), KernelError> {
-    check_length("requant", requant.len(), v.cols)?;
-    attention_values_with(p, v, out, |column, acc| requant[column].requantize_i32_to_i8(acc), Kernel::Fastest)
+    check_length("requant", requant.len(), values.head_dim)?;
+    let store = |column: usize, acc: i32| requant[column].requantize_i32_to_i8(acc);
+    transposed_values_with(p, values.view(), out, store, Kernel::Fastest)
 }
 
 fn check_length(name: &'static str, len: usize, expected: usize) -> Result<(), KernelError> {
@@ -482,51 +524,62 @@ fn check_probability_row(p_row: &[u16], row: usize) -> Result<u16, KernelError> 
     Ok(p_row.iter().copied().max().unwrap_or(0))
 }
 
-/// Runs the SIMD path of [`attention_values_with`]. `v` is transposed into a per-thread buffer
-/// `[head_dim, tokens]`, so that the product becomes `p . (v^T)^T`, and the probabilities
-/// are read as i16. A matrix with a probability above 32767 (never Shiftmax output) runs
-/// through the scalar loops instead.
+/// Runs the SIMD path of [`attention_values_with`] on a transposed copy of `v`.
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 fn simd_attention_values<T>(
     p: MatrixView<u16>,
     v: MatrixView<i8>,
-    mut out: MatrixViewMut<T>,
+    out: MatrixViewMut<T>,
     store: impl Fn(usize, i32) -> T,
 ) -> Result<(), KernelError> {
+    let values = TransposedValues::new(v);
+    transposed_values_with(p, values.view(), out, store, Kernel::Fastest)
+}
+
+/// Computes `out[i, d] = sum_j p[i, j] * values_t[d, j]` and stores each accumulator
+/// through `store(d, acc)`, after checking every row sum. The SIMD128 kernels read the
+/// probabilities as i16, so a matrix with a probability above 32767 (never Shiftmax
+/// output) runs through the scalar loop.
+fn transposed_values_with<T>(
+    p: MatrixView<u16>,
+    values_t: MatrixView<i8>,
+    mut out: MatrixViewMut<T>,
+    store: impl Fn(usize, i32) -> T,
+    kernel: Kernel,
+) -> Result<(), KernelError> {
+    if values_t.cols != p.cols {
+        return Err(KernelError::ShapeMismatch {
+            name: "values",
+            rows: values_t.cols,
+            cols: values_t.rows,
+            expected_rows: p.cols,
+            expected_cols: values_t.rows,
+        });
+    }
+    check_output_shape(&out, p.rows, values_t.rows)?;
     let mut largest = 0;
     for row in 0..p.rows {
         largest = largest.max(check_probability_row(p.row(row), row)?);
     }
-    if largest > i16::MAX as u16 {
-        return attention_values_with(p, v, out, store, Kernel::Portable);
-    }
 
-    TRANSPOSED_VALUES.with(|buffer| {
-        let mut buffer = buffer.borrow_mut();
-        transpose_into(&v, &mut buffer);
-        let right = simd::RightRows { data: &buffer, rows: v.cols, row_stride: v.rows };
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    if kernel == Kernel::Fastest && largest <= i16::MAX as u16 {
+        let right = simd::RightRows { data: values_t.data, rows: values_t.rows, row_stride: values_t.row_stride };
         simd::gemm(&p, right, None, &mut out, &store);
-    });
-    Ok(())
-}
+        return Ok(());
+    }
+    let _ = (kernel, largest);
 
-#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-thread_local! {
-    /// `v^T` of the last probabilities x V product on this thread; kept to reuse its
-    /// allocation.
-    static TRANSPOSED_VALUES: std::cell::RefCell<Vec<i8>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// Writes `v^T` (`[v.cols, v.rows]`, row-major) into `buffer`, reusing its allocation.
-#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-fn transpose_into(v: &MatrixView<i8>, buffer: &mut Vec<i8>) {
-    buffer.clear();
-    buffer.resize(v.rows * v.cols, 0);
-    for token in 0..v.rows {
-        for (d, &value) in v.row(token).iter().enumerate() {
-            buffer[d * v.rows + token] = value;
+    for row in 0..p.rows {
+        let p_row = p.row(row);
+        for (d, slot) in out.row_mut(row).iter_mut().enumerate() {
+            // All p >= 0 and the row sum is at most 2^24, so every partial sum lies in
+            // [-2^31, 127 * 2^24].
+            let acc = p_row.iter().zip(values_t.row(d)).map(|(&x, &y)| i32::from(x) * i32::from(y)).sum();
+            *slot = store(d, acc);
         }
     }
+    Ok(())
 }
 
 /// Computes `sum_j p_row[j] * v[j, block_start + d]` for `d < width <= VALUE_BLOCK`.
@@ -606,12 +659,13 @@ pub mod portable {
     /// [`super::attention_values_u16_i8_requant_i8_per_channel`] on the scalar loops.
     pub fn attention_values_u16_i8_requant_i8_per_channel(
         p: MatrixView<u16>,
-        v: MatrixView<i8>,
+        values: &TransposedValues,
         requant: &[Dyadic],
         out: MatrixViewMut<i8>,
     ) -> Result<(), KernelError> {
-        check_length("requant", requant.len(), v.cols)?;
-        attention_values_with(p, v, out, |column, acc| requant[column].requantize_i32_to_i8(acc), Kernel::Portable)
+        check_length("requant", requant.len(), values.head_dim)?;
+        let store = |column: usize, acc: i32| requant[column].requantize_i32_to_i8(acc);
+        transposed_values_with(p, values.view(), out, store, Kernel::Portable)
     }
 
     /// [`super::attention_values_u16_i8_requant_i8`] on the scalar loops.
@@ -901,7 +955,7 @@ mod tests {
 
             attention_values_u16_i8_requant_i8_per_channel(
                 MatrixView::contiguous(&p, tokens_q, tokens_k).unwrap(),
-                MatrixView::contiguous(&v, tokens_k, head_dim).unwrap(),
+                &TransposedValues::new(MatrixView::contiguous(&v, tokens_k, head_dim).unwrap()),
                 &requant,
                 MatrixViewMut::contiguous(&mut out, tokens_q, head_dim).unwrap(),
             )
@@ -922,7 +976,7 @@ mod tests {
         let mut out = [0i8; 4];
         let result = attention_values_u16_i8_requant_i8_per_channel(
             MatrixView::contiguous(&p, 2, 3).unwrap(),
-            MatrixView::contiguous(&v, 3, 2).unwrap(),
+            &TransposedValues::new(MatrixView::contiguous(&v, 3, 2).unwrap()),
             &[Dyadic::IDENTITY; 3],
             MatrixViewMut::contiguous(&mut out, 2, 2).unwrap(),
         );

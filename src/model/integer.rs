@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::config::{PreprocessConfig, VitConfig};
 use crate::kernels::int_gemm::{
     attention_scores_i8_i32, attention_values_u16_i8_requant_i8_per_channel, gemm_i8_i8_i32,
-    gemm_i8_i8_requant_i16, gemm_i8_i8_requant_i8, KernelError, MatrixView, MatrixViewMut,
+    gemm_i8_i8_requant_i16, gemm_i8_i8_requant_i8, KernelError, MatrixView, MatrixViewMut, TransposedValues,
 };
 use crate::kernels::int_elementwise::{
     requantize_i32_to_i16_per_channel, requantize_i32_to_i8_per_channel, residual_add_i16_i32_per_channel_i16,
@@ -365,6 +365,10 @@ impl IntBlock {
         })?;
 
         let context = profiler.time(|| name("context"), OpKind::MatMul, || {
+            let values = (0..heads)
+                .into_par_iter()
+                .map(|head| Ok(TransposedValues::new(head_view(2, head)?)))
+                .collect::<Result<Vec<_>, KernelError>>()?;
             let mut context = vec![0i8; tokens * d];
             par_rows(h, 0, &mut context, d, |first, _, out| {
                 let rows = out.len() / d;
@@ -373,7 +377,7 @@ impl IntBlock {
                     let p_view = MatrixView::contiguous(p, rows, tokens)?;
                     let out_view = MatrixViewMut::new(&mut out[head * head_dim..], rows, head_dim, d)?;
                     let requant = &self.context[head * head_dim..(head + 1) * head_dim];
-                    attention_values_u16_i8_requant_i8_per_channel(p_view, head_view(2, head)?, requant, out_view)?;
+                    attention_values_u16_i8_requant_i8_per_channel(p_view, &values[head], requant, out_view)?;
                 }
                 Ok(())
             })?;
