@@ -21,6 +21,10 @@ const NIGHTLY: &str = "nightly-2026-05-20";
 const EXPORT: &str = "ivit_audit_int_forward";
 const CONTROL_EXPORT: &str = "ivit_audit_float_forward";
 
+/// Immediate-abort panics, and SIMD128 as in the served packages, so that the scan covers
+/// the SIMD128 kernels the browser runs.
+const AUDIT_RUSTFLAGS: &str = "-Zunstable-options -Cpanic=immediate-abort -C target-feature=+simd128";
+
 /// Builds the audit module with `features` (`float-audit`, or `float-audit-control` for
 /// the control that exports the float forward pass instead).
 fn build_audit_module(features: &str) -> Vec<u8> {
@@ -29,7 +33,7 @@ fn build_audit_module(features: &str) -> Vec<u8> {
     let status = Command::new("cargo")
         .current_dir(&root)
         .env("CARGO_TARGET_DIR", &target_dir)
-        .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS", "-Zunstable-options -Cpanic=immediate-abort")
+        .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS", AUDIT_RUSTFLAGS)
         .env_remove("RUSTFLAGS")
         .args([&format!("+{NIGHTLY}"), "rustc", "--lib", "--release", "--target", "wasm32-unknown-unknown"])
         .args(["--features", features, "--crate-type", "cdylib", "-Z", "build-std=std,panic_abort"])

@@ -9,9 +9,25 @@
 //! with [`MatrixViewMut::split_rows_at`] and the left operand with
 //! [`MatrixView::rows_range`]; every output row depends only on its own input row.
 //!
+//! wasm32 builds with the `simd128` target feature run the same products through the
+//! SIMD128 microkernels of `int_gemm/simd.rs`; [`portable`] keeps the scalar loops
+//! callable there, as the reference that the SIMD results must equal bit for bit.
+//!
 //! This file also defines [`KernelError`], the error of every integer kernel.
 
 use crate::quant::dyadic::Dyadic;
+
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod simd;
+
+/// Implementation that runs a product after its arguments are checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kernel {
+    /// The scalar loops of this file.
+    Portable,
+    /// The SIMD128 microkernels where the build has them, else the scalar loops.
+    Fastest,
+}
 
 /// Largest GEMM depth (inner dimension). Each int8 x int8 product has magnitude at most
 /// 2^14, so a sum of at most 2^16 - 1 of them stays below 2^30 - 2^14.
@@ -216,7 +232,7 @@ pub fn gemm_i8_i8_i32(
     bias: Option<&[i32]>,
     out: MatrixViewMut<i32>,
 ) -> Result<(), KernelError> {
-    gemm_i8_i8_with(a, w, bias, out, |_, acc| acc)
+    gemm_i8_i8_with(a, w, bias, out, |_, acc| acc, Kernel::Fastest)
 }
 
 /// Computes the accumulators of [`gemm_i8_i8_i32`] and requantizes output channel `n`
@@ -232,7 +248,7 @@ pub fn gemm_i8_i8_requant_i8(
     out: MatrixViewMut<i8>,
 ) -> Result<(), KernelError> {
     check_length("requant", requant.len(), w.rows)?;
-    gemm_i8_i8_with(a, w, bias, out, |column, acc| requant[column].requantize_i32_to_i8(acc))
+    gemm_i8_i8_with(a, w, bias, out, |column, acc| requant[column].requantize_i32_to_i8(acc), Kernel::Fastest)
 }
 
 /// Computes the accumulators of [`gemm_i8_i8_i32`] and requantizes output channel `n`
@@ -249,7 +265,7 @@ pub fn gemm_i8_i8_requant_i16(
     out: MatrixViewMut<i16>,
 ) -> Result<(), KernelError> {
     check_length("requant", requant.len(), w.rows)?;
-    gemm_i8_i8_with(a, w, bias, out, |column, acc| requant[column].requantize_i32_to_i16(acc))
+    gemm_i8_i8_with(a, w, bias, out, |column, acc| requant[column].requantize_i32_to_i16(acc), Kernel::Fastest)
 }
 
 /// Computes one head's attention scores `scores[i, j] = sum_d q[i, d] * k[j, d]` (Q.K^T)
@@ -265,7 +281,7 @@ pub fn attention_scores_i8_i32(
     k: MatrixView<i8>,
     out: MatrixViewMut<i32>,
 ) -> Result<(), KernelError> {
-    gemm_i8_i8_with(q, k, None, out, |_, acc| acc)
+    gemm_i8_i8_with(q, k, None, out, |_, acc| acc, Kernel::Fastest)
 }
 
 /// Computes one head's context `out[i, d] = sum_j p[i, j] * v[j, d]` as int32 with scale
@@ -278,14 +294,14 @@ pub fn attention_scores_i8_i32(
 ///
 /// Exact: `|out[i, d]| <= 128 * sum_j p[i, j] <= 2^31`, and every partial sum obeys the
 /// same bound. Shiftmax rows sum to less than 2^15, which gives `|out| < 2^22`. A row
-/// above the limit is rejected before any of its outputs is written; earlier rows are
-/// already written then.
+/// above the limit is rejected before any of its outputs is written; the scalar loops
+/// have written the earlier rows then, the SIMD128 path none.
 pub fn attention_values_u16_i8_i32(
     p: MatrixView<u16>,
     v: MatrixView<i8>,
     out: MatrixViewMut<i32>,
 ) -> Result<(), KernelError> {
-    attention_values_with(p, v, out, |acc| acc)
+    attention_values_with(p, v, out, |_, acc| acc, Kernel::Fastest)
 }
 
 /// Computes the context of [`attention_values_u16_i8_i32`] and requantizes it with one
@@ -296,7 +312,63 @@ pub fn attention_values_u16_i8_requant_i8(
     requant: Dyadic,
     out: MatrixViewMut<i8>,
 ) -> Result<(), KernelError> {
-    attention_values_with(p, v, out, |acc| requant.requantize_i32_to_i8(acc))
+    attention_values_with(p, v, out, |_, acc| requant.requantize_i32_to_i8(acc), Kernel::Fastest)
+}
+
+/// One head's values `v` `[tokens, head_dim]` stored transposed, `[head_dim, tokens]`, so
+/// that the probabilities x V product reads each output channel as one contiguous row.
+/// Built once per head and shared by every block of query rows.
+#[derive(Debug, Clone)]
+pub struct TransposedValues {
+    data: Vec<i8>,
+    tokens: usize,
+    head_dim: usize,
+}
+
+impl TransposedValues {
+    /// Transposes `v` `[tokens, head_dim]`.
+    pub fn new(v: MatrixView<i8>) -> Self {
+        let mut data = vec![0i8; v.rows * v.cols];
+        for token in 0..v.rows {
+            for (d, &value) in v.row(token).iter().enumerate() {
+                data[d * v.rows + token] = value;
+            }
+        }
+        Self { data, tokens: v.rows, head_dim: v.cols }
+    }
+
+    pub fn tokens(&self) -> usize {
+        self.tokens
+    }
+
+    pub fn head_dim(&self) -> usize {
+        self.head_dim
+    }
+
+    /// Returns the `[head_dim, tokens]` matrix.
+    fn view(&self) -> MatrixView<'_, i8> {
+        MatrixView { data: &self.data, rows: self.head_dim, cols: self.tokens, row_stride: self.tokens }
+    }
+}
+
+/// Computes the context of [`attention_values_u16_i8_i32`] from transposed values and
+/// requantizes column `d` with `requant[d]` to int8, one factor per channel of the head.
+///
+/// - `p`: `[tokens_q, tokens_k]`, each row summing to at most [`MAX_PROBABILITY_ROW_SUM`]
+/// - `values`: `[tokens_k, head_dim]`, transposed
+/// - `requant`: `[head_dim]`
+/// - `out`: `[tokens_q, head_dim]`
+///
+/// A row above the sum limit is rejected before any output is written.
+pub fn attention_values_u16_i8_requant_i8_per_channel(
+    p: MatrixView<u16>,
+    values: &TransposedValues,
+    requant: &[Dyadic],
+    out: MatrixViewMut<i8>,
+) -> Result<(), KernelError> {
+    check_length("requant", requant.len(), values.head_dim)?;
+    let store = |column: usize, acc: i32| requant[column].requantize_i32_to_i8(acc);
+    transposed_values_with(p, values.view(), out, store, Kernel::Fastest)
 }
 
 fn check_length(name: &'static str, len: usize, expected: usize) -> Result<(), KernelError> {
@@ -360,8 +432,17 @@ fn gemm_i8_i8_with<T>(
     bias: Option<&[i32]>,
     mut out: MatrixViewMut<T>,
     store: impl Fn(usize, i32) -> T,
+    kernel: Kernel,
 ) -> Result<(), KernelError> {
     check_gemm(&a, &w, bias, &out)?;
+
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    if kernel == Kernel::Fastest {
+        let right = simd::RightRows { data: w.data, rows: w.rows, row_stride: w.row_stride };
+        simd::gemm(&a, right, bias, &mut out, &store);
+        return Ok(());
+    }
+    let _ = kernel;
 
     for row in 0..a.rows {
         let a_row = a.row(row);
@@ -392,12 +473,13 @@ fn dot_i8_i8_i32(a: &[i8], b: &[i8]) -> i32 {
     acc
 }
 
-/// Computes `p . v` row by row and stores each accumulator through `store`.
+/// Computes `p . v` row by row and stores each accumulator through `store(column, acc)`.
 fn attention_values_with<T>(
     p: MatrixView<u16>,
     v: MatrixView<i8>,
     mut out: MatrixViewMut<T>,
-    store: impl Fn(i32) -> T,
+    store: impl Fn(usize, i32) -> T,
+    kernel: Kernel,
 ) -> Result<(), KernelError> {
     if v.rows != p.cols {
         return Err(KernelError::ShapeMismatch {
@@ -410,20 +492,91 @@ fn attention_values_with<T>(
     }
     check_output_shape(&out, p.rows, v.cols)?;
 
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    if kernel == Kernel::Fastest {
+        return simd_attention_values(p, v, out, store);
+    }
+    let _ = kernel;
+
     for row in 0..p.rows {
         let p_row = p.row(row);
-        let sum: u64 = p_row.iter().map(|&x| u64::from(x)).sum();
-        if sum > MAX_PROBABILITY_ROW_SUM {
-            return Err(KernelError::ProbabilityRowSumTooLarge { row, sum, max: MAX_PROBABILITY_ROW_SUM });
-        }
+        check_probability_row(p_row, row)?;
 
         let out_row = out.row_mut(row);
         for block_start in (0..v.cols).step_by(VALUE_BLOCK) {
             let width = VALUE_BLOCK.min(v.cols - block_start);
             let acc = weighted_value_block(p_row, &v, block_start, width);
-            for (slot, &value) in out_row[block_start..block_start + width].iter_mut().zip(&acc) {
-                *slot = store(value);
+            for (d, (slot, &value)) in out_row[block_start..block_start + width].iter_mut().zip(&acc).enumerate() {
+                *slot = store(block_start + d, value);
             }
+        }
+    }
+    Ok(())
+}
+
+/// Rejects a probability row whose sum exceeds [`MAX_PROBABILITY_ROW_SUM`]; returns its
+/// largest element.
+fn check_probability_row(p_row: &[u16], row: usize) -> Result<u16, KernelError> {
+    let sum: u64 = p_row.iter().map(|&x| u64::from(x)).sum();
+    if sum > MAX_PROBABILITY_ROW_SUM {
+        return Err(KernelError::ProbabilityRowSumTooLarge { row, sum, max: MAX_PROBABILITY_ROW_SUM });
+    }
+    Ok(p_row.iter().copied().max().unwrap_or(0))
+}
+
+/// Runs the SIMD path of [`attention_values_with`] on a transposed copy of `v`.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+fn simd_attention_values<T>(
+    p: MatrixView<u16>,
+    v: MatrixView<i8>,
+    out: MatrixViewMut<T>,
+    store: impl Fn(usize, i32) -> T,
+) -> Result<(), KernelError> {
+    let values = TransposedValues::new(v);
+    transposed_values_with(p, values.view(), out, store, Kernel::Fastest)
+}
+
+/// Computes `out[i, d] = sum_j p[i, j] * values_t[d, j]` and stores each accumulator
+/// through `store(d, acc)`, after checking every row sum. The SIMD128 kernels read the
+/// probabilities as i16, so a matrix with a probability above 32767 (never Shiftmax
+/// output) runs through the scalar loop.
+fn transposed_values_with<T>(
+    p: MatrixView<u16>,
+    values_t: MatrixView<i8>,
+    mut out: MatrixViewMut<T>,
+    store: impl Fn(usize, i32) -> T,
+    kernel: Kernel,
+) -> Result<(), KernelError> {
+    if values_t.cols != p.cols {
+        return Err(KernelError::ShapeMismatch {
+            name: "values",
+            rows: values_t.cols,
+            cols: values_t.rows,
+            expected_rows: p.cols,
+            expected_cols: values_t.rows,
+        });
+    }
+    check_output_shape(&out, p.rows, values_t.rows)?;
+    let mut largest = 0;
+    for row in 0..p.rows {
+        largest = largest.max(check_probability_row(p.row(row), row)?);
+    }
+
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    if kernel == Kernel::Fastest && largest <= i16::MAX as u16 {
+        let right = simd::RightRows { data: values_t.data, rows: values_t.rows, row_stride: values_t.row_stride };
+        simd::gemm(&p, right, None, &mut out, &store);
+        return Ok(());
+    }
+    let _ = (kernel, largest);
+
+    for row in 0..p.rows {
+        let p_row = p.row(row);
+        for (d, slot) in out.row_mut(row).iter_mut().enumerate() {
+            // All p >= 0 and the row sum is at most 2^24, so every partial sum lies in
+            // [-2^31, 127 * 2^24].
+            let acc = p_row.iter().zip(values_t.row(d)).map(|(&x, &y)| i32::from(x) * i32::from(y)).sum();
+            *slot = store(d, acc);
         }
     }
     Ok(())
@@ -443,6 +596,87 @@ fn weighted_value_block(p_row: &[u16], v: &MatrixView<i8>, block_start: usize, w
         }
     }
     acc
+}
+
+/// The scalar loops behind every public product, callable in every build. They define the
+/// results that the SIMD128 kernels must reproduce bit for bit; each function checks its
+/// arguments as its namesake does.
+pub mod portable {
+    use super::*;
+
+    /// [`super::gemm_i8_i8_i32`] on the scalar loops.
+    pub fn gemm_i8_i8_i32(
+        a: MatrixView<i8>,
+        w: MatrixView<i8>,
+        bias: Option<&[i32]>,
+        out: MatrixViewMut<i32>,
+    ) -> Result<(), KernelError> {
+        gemm_i8_i8_with(a, w, bias, out, |_, acc| acc, Kernel::Portable)
+    }
+
+    /// [`super::gemm_i8_i8_requant_i8`] on the scalar loops.
+    pub fn gemm_i8_i8_requant_i8(
+        a: MatrixView<i8>,
+        w: MatrixView<i8>,
+        bias: Option<&[i32]>,
+        requant: &[Dyadic],
+        out: MatrixViewMut<i8>,
+    ) -> Result<(), KernelError> {
+        check_length("requant", requant.len(), w.rows)?;
+        gemm_i8_i8_with(a, w, bias, out, |column, acc| requant[column].requantize_i32_to_i8(acc), Kernel::Portable)
+    }
+
+    /// [`super::gemm_i8_i8_requant_i16`] on the scalar loops.
+    pub fn gemm_i8_i8_requant_i16(
+        a: MatrixView<i8>,
+        w: MatrixView<i8>,
+        bias: Option<&[i32]>,
+        requant: &[Dyadic],
+        out: MatrixViewMut<i16>,
+    ) -> Result<(), KernelError> {
+        check_length("requant", requant.len(), w.rows)?;
+        gemm_i8_i8_with(a, w, bias, out, |column, acc| requant[column].requantize_i32_to_i16(acc), Kernel::Portable)
+    }
+
+    /// [`super::attention_scores_i8_i32`] on the scalar loops.
+    pub fn attention_scores_i8_i32(
+        q: MatrixView<i8>,
+        k: MatrixView<i8>,
+        out: MatrixViewMut<i32>,
+    ) -> Result<(), KernelError> {
+        gemm_i8_i8_with(q, k, None, out, |_, acc| acc, Kernel::Portable)
+    }
+
+    /// [`super::attention_values_u16_i8_i32`] on the scalar loops.
+    pub fn attention_values_u16_i8_i32(
+        p: MatrixView<u16>,
+        v: MatrixView<i8>,
+        out: MatrixViewMut<i32>,
+    ) -> Result<(), KernelError> {
+        attention_values_with(p, v, out, |_, acc| acc, Kernel::Portable)
+    }
+
+    /// [`super::attention_values_u16_i8_requant_i8_per_channel`] on the scalar loops.
+    pub fn attention_values_u16_i8_requant_i8_per_channel(
+        p: MatrixView<u16>,
+        values: &TransposedValues,
+        requant: &[Dyadic],
+        out: MatrixViewMut<i8>,
+    ) -> Result<(), KernelError> {
+        check_length("requant", requant.len(), values.head_dim)?;
+        let store = |column: usize, acc: i32| requant[column].requantize_i32_to_i8(acc);
+        transposed_values_with(p, values.view(), out, store, Kernel::Portable)
+    }
+
+    /// [`super::attention_values_u16_i8_requant_i8`] on the scalar loops.
+    pub fn attention_values_u16_i8_requant_i8(
+        p: MatrixView<u16>,
+        v: MatrixView<i8>,
+        requant: Dyadic,
+        out: MatrixViewMut<i8>,
+    ) -> Result<(), KernelError> {
+        attention_values_with(p, v, out, |_, acc| requant.requantize_i32_to_i8(acc), Kernel::Portable)
+    }
 }
 
 #[cfg(test)]
@@ -707,6 +941,46 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn attention_values_per_channel_matches_reference() {
+        let (mut rng, seed) = seeded_rng();
+
+        for (tokens_q, tokens_k, head_dim) in [(197, 197, 64), (5, 11, 130), (3, 1, 1), (17, 23, 65)] {
+            let p = random_probabilities(&mut rng, tokens_q, tokens_k);
+            let v = random_i8(&mut rng, tokens_k * head_dim);
+            let requant = random_requant(&mut rng, head_dim);
+            let mut out = vec![0i8; tokens_q * head_dim];
+
+            attention_values_u16_i8_requant_i8_per_channel(
+                MatrixView::contiguous(&p, tokens_q, tokens_k).unwrap(),
+                &TransposedValues::new(MatrixView::contiguous(&v, tokens_k, head_dim).unwrap()),
+                &requant,
+                MatrixViewMut::contiguous(&mut out, tokens_q, head_dim).unwrap(),
+            )
+            .unwrap();
+
+            for i in 0..tokens_q {
+                for d in 0..head_dim {
+                    let acc: i64 =
+                        (0..tokens_k).map(|j| i64::from(p[i * tokens_k + j]) * i64::from(v[j * head_dim + d])).sum();
+                    let expected = requant[d].requantize_i64_to_i8(acc);
+                    assert_eq!(out[i * head_dim + d], expected, "seed {seed}, element ({i}, {d})");
+                }
+            }
+        }
+
+        let p = [1u16; 6];
+        let v = [1i8; 6];
+        let mut out = [0i8; 4];
+        let result = attention_values_u16_i8_requant_i8_per_channel(
+            MatrixView::contiguous(&p, 2, 3).unwrap(),
+            &TransposedValues::new(MatrixView::contiguous(&v, 3, 2).unwrap()),
+            &[Dyadic::IDENTITY; 3],
+            MatrixViewMut::contiguous(&mut out, 2, 2).unwrap(),
+        );
+        assert_eq!(result, Err(KernelError::LengthMismatch { name: "requant", len: 3, expected: 2 }));
     }
 
     #[test]

@@ -17,11 +17,11 @@ use serde::{Deserialize, Serialize};
 
 use super::config::{PreprocessConfig, VitConfig};
 use crate::kernels::int_gemm::{
-    attention_scores_i8_i32, attention_values_u16_i8_i32, gemm_i8_i8_i32, gemm_i8_i8_requant_i16,
-    gemm_i8_i8_requant_i8, KernelError, MatrixView, MatrixViewMut,
+    attention_scores_i8_i32, attention_values_u16_i8_requant_i8_per_channel, gemm_i8_i8_i32,
+    gemm_i8_i8_requant_i16, gemm_i8_i8_requant_i8, KernelError, MatrixView, MatrixViewMut, TransposedValues,
 };
 use crate::kernels::int_elementwise::{
-    requantize_i32_to_i16_per_channel, requantize_i32_to_i8_per_channel, requantize_i32_to_i8_per_channel_affine,
+    requantize_i32_to_i16_per_channel, requantize_i32_to_i8_per_channel_affine,
     residual_add_i16_i32_per_channel_i16,
 };
 use crate::kernels::int_layernorm::{layernorm_i16_i8, LayerNormParams};
@@ -380,46 +380,46 @@ impl IntBlock {
             MatrixView::new(&qkv[part * d + head * head_dim..], tokens, head_dim, 3 * d)
         };
 
+        // Every phase runs in blocks of GEMM_ROW_BLOCK query rows of every head, so the
+        // work splits evenly over the threads whatever the number of heads.
         let scores = profiler.time(|| name("scores"), OpKind::MatMul, || {
-            (0..heads)
-                .into_par_iter()
-                .map(|head| {
-                    let mut out = vec![0i32; tokens * tokens];
-                    let view = MatrixViewMut::contiguous(&mut out, tokens, tokens)?;
-                    attention_scores_i8_i32(head_view(0, head)?, head_view(1, head)?, view)?;
-                    Ok(out)
+            let mut scores = vec![0i32; heads * tokens * tokens];
+            scores.par_chunks_mut(tokens * tokens).enumerate().try_for_each(|(head, head_scores)| {
+                par_rows(h, 0, head_scores, tokens, |first, _, out| {
+                    let rows = out.len() / tokens;
+                    let q = head_view(0, head)?.rows_range(first, first + rows)?;
+                    attention_scores_i8_i32(q, head_view(1, head)?, MatrixViewMut::contiguous(out, rows, tokens)?)
                 })
-                .collect::<Result<Vec<_>, KernelError>>()
+            })?;
+            Ok::<_, KernelError>(scores)
         })?;
-        trace.record_i32(&|| name("scores"), &scores.concat());
+        trace.record_i32(&|| name("scores"), &scores);
 
+        // scores and probabilities: [heads * tokens, tokens], one softmax row per query.
         let probabilities = profiler.time(|| name("softmax"), OpKind::Softmax, || {
-            scores
-                .par_iter()
-                .map(|s| {
-                    let mut p = vec![0u16; s.len()];
-                    ops.softmax(index, &self.shiftmax, s, tokens, &mut p)?;
-                    Ok(p)
-                })
-                .collect::<Result<Vec<_>, KernelError>>()
+            let mut probabilities = vec![0u16; scores.len()];
+            par_rows(&scores, tokens, &mut probabilities, tokens, |_, s, p| ops.softmax(index, &self.shiftmax, s, tokens, p))?;
+            Ok::<_, KernelError>(probabilities)
         })?;
 
         let context = profiler.time(|| name("context"), OpKind::MatMul, || {
-            let per_head = probabilities
-                .par_iter()
-                .enumerate()
-                .map(|(head, p)| {
-                    let mut acc = vec![0i32; tokens * head_dim];
-                    let p_view = MatrixView::contiguous(p, tokens, tokens)?;
-                    let acc_view = MatrixViewMut::contiguous(&mut acc, tokens, head_dim)?;
-                    attention_values_u16_i8_i32(p_view, head_view(2, head)?, acc_view)?;
-                    let requant = &self.context[head * head_dim..(head + 1) * head_dim];
-                    let mut out = vec![0i8; acc.len()];
-                    requantize_i32_to_i8_per_channel(&acc, requant, &mut out)?;
-                    Ok(out)
-                })
+            let values = (0..heads)
+                .into_par_iter()
+                .map(|head| Ok(TransposedValues::new(head_view(2, head)?)))
                 .collect::<Result<Vec<_>, KernelError>>()?;
-            Ok::<_, KernelError>(super::float::merge_heads(&per_head, tokens, head_dim))
+            let mut context = vec![0i8; tokens * d];
+            par_rows(h, 0, &mut context, d, |first, _, out| {
+                let rows = out.len() / d;
+                for head in 0..heads {
+                    let p = &probabilities[(head * tokens + first) * tokens..][..rows * tokens];
+                    let p_view = MatrixView::contiguous(p, rows, tokens)?;
+                    let out_view = MatrixViewMut::new(&mut out[head * head_dim..], rows, head_dim, d)?;
+                    let requant = &self.context[head * head_dim..(head + 1) * head_dim];
+                    attention_values_u16_i8_requant_i8_per_channel(p_view, &values[head], requant, out_view)?;
+                }
+                Ok(())
+            })?;
+            Ok::<_, KernelError>(context)
         })?;
         trace.record_i8(&|| name("context"), &context);
         Ok(context)
@@ -445,9 +445,15 @@ impl IntBlock {
 
         let activated = profiler.time(|| name("act"), OpKind::Gelu, || {
             let mut gelu = vec![0i32; tokens * m];
-            ops.gelu(index, &self.gelu, &hidden, &mut gelu)?;
             let mut activated = vec![0i8; gelu.len()];
-            requantize_i32_to_i8_per_channel_affine(&gelu, &self.gelu_out, &self.gelu_zero_point, &mut activated)?;
+            // Element-wise, so blocks of rows spread over the threads.
+            let block = GEMM_ROW_BLOCK * m;
+            gelu.par_chunks_mut(block).zip(activated.par_chunks_mut(block)).zip(hidden.par_chunks(block)).try_for_each(
+                |((gelu, activated), hidden)| {
+                    ops.gelu(index, &self.gelu, hidden, gelu)?;
+                    requantize_i32_to_i8_per_channel_affine(gelu, &self.gelu_out, &self.gelu_zero_point, activated)
+                },
+            )?;
             Ok::<_, KernelError>(activated)
         })?;
         trace.record_i8(&|| name("act"), &activated);
@@ -480,20 +486,24 @@ fn trace_branch<T: IntTraceSink>(trace: &mut T, layer: &dyn Fn() -> String, acc:
     }
 }
 
-/// Runs `kernel` on blocks of [`GEMM_ROW_BLOCK`] rows of `input` (`[rows, in]`) and
-/// `output` (`[rows, out]`) across the thread pool. Each output row depends only on its
-/// input row, so the result is the same for every number of threads.
+/// Runs `kernel(first_row, input_block, output_block)` on blocks of [`GEMM_ROW_BLOCK`]
+/// rows of `input` (`[rows, in_len]`) and `output` (`[rows, out_len]`) across the thread
+/// pool. Each output row depends only on its input row, so the result is the same for
+/// every number of threads. With `in_len` 0 the input blocks are empty and `kernel` reads
+/// its operands through `first_row`.
 fn par_rows<I: Sync, O: Send>(
     input: &[I],
     in_len: usize,
     output: &mut [O],
     out_len: usize,
-    kernel: impl Fn(&[I], &mut [O]) -> Result<(), KernelError> + Sync,
+    kernel: impl Fn(usize, &[I], &mut [O]) -> Result<(), KernelError> + Sync,
 ) -> Result<(), KernelError> {
-    output
-        .par_chunks_mut(GEMM_ROW_BLOCK * out_len)
-        .zip(input.par_chunks(GEMM_ROW_BLOCK * in_len))
-        .try_for_each(|(out_block, in_block)| kernel(in_block, out_block))
+    output.par_chunks_mut(GEMM_ROW_BLOCK * out_len).enumerate().try_for_each(|(block, out_block)| {
+        let first = block * GEMM_ROW_BLOCK;
+        let rows = out_block.len() / out_len.max(1);
+        let in_block = if in_len == 0 { &input[..0] } else { &input[first * in_len..(first + rows) * in_len] };
+        kernel(first, in_block, out_block)
+    })
 }
 
 fn linear_views<'a, O>(
@@ -511,7 +521,7 @@ fn linear_views<'a, O>(
 
 /// `input`: `[rows, in]` int8 -> `[rows, out]` int8.
 fn linear_requant_i8(layer: &QLinear, input: &[i8], output: &mut [i8]) -> Result<(), KernelError> {
-    par_rows(input, layer.in_features, output, layer.out_features, |a, out| {
+    par_rows(input, layer.in_features, output, layer.out_features, |_, a, out| {
         let (a, w, out) = linear_views(layer, a, out)?;
         gemm_i8_i8_requant_i8(a, w, Some(&layer.bias), &layer.requant, out)
     })
@@ -519,7 +529,7 @@ fn linear_requant_i8(layer: &QLinear, input: &[i8], output: &mut [i8]) -> Result
 
 /// `input`: `[rows, in]` int8 -> `[rows, out]` int16.
 fn linear_requant_i16(layer: &QLinear, input: &[i8], output: &mut [i16]) -> Result<(), KernelError> {
-    par_rows(input, layer.in_features, output, layer.out_features, |a, out| {
+    par_rows(input, layer.in_features, output, layer.out_features, |_, a, out| {
         let (a, w, out) = linear_views(layer, a, out)?;
         gemm_i8_i8_requant_i16(a, w, Some(&layer.bias), &layer.requant, out)
     })
@@ -527,7 +537,7 @@ fn linear_requant_i16(layer: &QLinear, input: &[i8], output: &mut [i16]) -> Resu
 
 /// `input`: `[rows, in]` int8 -> `[rows, out]` int32 accumulators (bias included).
 fn linear_acc_i32(layer: &QLinear, input: &[i8], output: &mut [i32]) -> Result<(), KernelError> {
-    par_rows(input, layer.in_features, output, layer.out_features, |a, out| {
+    par_rows(input, layer.in_features, output, layer.out_features, |_, a, out| {
         let (a, w, out) = linear_views(layer, a, out)?;
         gemm_i8_i8_i32(a, w, Some(&layer.bias), out)
     })

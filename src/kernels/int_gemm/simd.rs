@@ -1,0 +1,240 @@
+//! SIMD128 microkernels of the integer GEMMs, the twins of the scalar loops in
+//! [`super`]. Compiled for wasm32 with the `simd128` target feature only.
+//!
+//! Every product is a dot product along the inner dimension, `sum_k a[r, k] * w[c, k]`,
+//! with both operands read in rows of 8 elements widened to i16 lanes.
+//! `i32x4_dot_i16x8` multiplies 8 pairs and adds adjacent products into 4 i32 lanes. A
+//! tile of [`TILE_ROWS`] x [`TILE_COLS`] outputs keeps one i32x4 accumulator per output
+//! and sums its 4 lanes once at the end of the row. The inner dimension's last `k % 8`
+//! elements are added in scalar code.
+//!
+//! Exactness: every lane addition wraps modulo 2^32, so the final i32 is the exact sum
+//! whenever the exact sum fits an i32, whatever the order of the additions. The callers'
+//! checks (depth, bias, probability row sums) guarantee that it fits.
+
+use core::arch::wasm32::*;
+
+use super::{MatrixView, MatrixViewMut};
+
+/// Rows of the left operand per tile.
+pub(super) const TILE_ROWS: usize = 4;
+
+/// Columns (rows of the right operand) per tile. A 4 x 2 tile needs 13 live vectors (8
+/// accumulators, 4 left vectors, 1 right vector), fewer than the 16 vector registers of x86-64.
+pub(super) const TILE_COLS: usize = 2;
+
+/// Elements per SIMD step along the inner dimension.
+const STEP: usize = 8;
+
+/// Element type of the left operand: int8 activations, or attention probabilities
+/// of at most 32767 read as i16.
+pub(super) trait LeftElement: Copy {
+    /// Loads 8 consecutive elements widened to i16 lanes.
+    ///
+    /// # Safety
+    /// `ptr` must point to 8 readable elements.
+    unsafe fn load8(ptr: *const Self) -> v128;
+
+    fn widen(self) -> i32;
+}
+
+impl LeftElement for i8 {
+    #[inline(always)]
+    unsafe fn load8(ptr: *const i8) -> v128 {
+        i16x8_load_extend_i8x8(ptr)
+    }
+
+    #[inline(always)]
+    fn widen(self) -> i32 {
+        i32::from(self)
+    }
+}
+
+impl LeftElement for u16 {
+    // The caller guarantees values of at most 32767, whose u16 bits are the same i16.
+    #[inline(always)]
+    unsafe fn load8(ptr: *const u16) -> v128 {
+        v128_load(ptr.cast::<v128>())
+    }
+
+    #[inline(always)]
+    fn widen(self) -> i32 {
+        i32::from(self)
+    }
+}
+
+/// The right operand `[n, k]` as int8 rows: column `c` of the product reads
+/// `data[c * row_stride..][..k]`.
+#[derive(Clone, Copy)]
+pub(super) struct RightRows<'a> {
+    pub data: &'a [i8],
+    pub rows: usize,
+    pub row_stride: usize,
+}
+
+impl RightRows<'_> {
+    fn row(&self, index: usize) -> *const i8 {
+        self.data[index * self.row_stride..].as_ptr()
+    }
+}
+
+/// Bytes of the right operand that one column block may span, so that the block stays in
+/// a 32 KiB L1 data cache next to the left rows while every row tile passes over it.
+const COLUMN_BLOCK_BYTES: usize = 16 * 1024;
+
+/// Computes `a . w^T (+ bias)` and stores output `(r, c)` through `store(c, acc)`.
+///
+/// - `a`: `[m, k]`, `w`: `[n, k]` with `n = out.cols`, `bias`: `[n]` or `None`
+///
+/// The caller has checked every shape, so that each row of `a` has `k = a.cols`
+/// readable elements, each row of `w` too, and `out` is `[m, n]`. The columns are
+/// processed in blocks of at most [`COLUMN_BLOCK_BYTES`] of `w`, each against every row.
+pub(super) fn gemm<L: LeftElement, T>(
+    a: &MatrixView<L>,
+    w: RightRows,
+    bias: Option<&[i32]>,
+    out: &mut MatrixViewMut<T>,
+    store: &impl Fn(usize, i32) -> T,
+) {
+    debug_assert_eq!(out.cols, w.rows);
+    let block_cols = (COLUMN_BLOCK_BYTES / a.cols.max(1)).max(1).next_multiple_of(TILE_COLS);
+    let mut start = 0;
+    while start < w.rows {
+        let columns = start..w.rows.min(start + block_cols);
+        let mut row = 0;
+        while row < a.rows {
+            let rows = TILE_ROWS.min(a.rows - row);
+            match rows {
+                4 => row_block::<L, T, 4>(a, w, columns.clone(), bias, out, row, store),
+                3 => row_block::<L, T, 3>(a, w, columns.clone(), bias, out, row, store),
+                2 => row_block::<L, T, 2>(a, w, columns.clone(), bias, out, row, store),
+                _ => row_block::<L, T, 1>(a, w, columns.clone(), bias, out, row, store),
+            }
+            row += rows;
+        }
+        start = columns.end;
+    }
+}
+
+/// Computes output rows `first..first + R` of `columns`.
+#[inline(always)]
+fn row_block<L: LeftElement, T, const R: usize>(
+    a: &MatrixView<L>,
+    w: RightRows,
+    columns: core::ops::Range<usize>,
+    bias: Option<&[i32]>,
+    out: &mut MatrixViewMut<T>,
+    first: usize,
+    store: &impl Fn(usize, i32) -> T,
+) {
+    let k = a.cols;
+    let steps = k / STEP;
+    let a_rows: [&[L]; R] = core::array::from_fn(|r| a.row(first + r));
+    let a_ptrs: [*const L; R] = a_rows.map(<[L]>::as_ptr);
+
+    let mut column = columns.start;
+    while column < columns.end {
+        let cols = TILE_COLS.min(columns.end - column);
+        let sums: [[i32; TILE_COLS]; R] = if cols == TILE_COLS {
+            let w_ptrs: [*const i8; TILE_COLS] = core::array::from_fn(|c| w.row(column + c));
+            // SAFETY: each row of `a` and `w` has k >= steps * 8 readable elements.
+            let partial = unsafe { tile::<L, R, TILE_COLS>(a_ptrs, w_ptrs, steps) };
+            reduce_tile(partial)
+        } else {
+            // SAFETY: as above, for the single last column.
+            let partial = unsafe { tile::<L, R, 1>(a_ptrs, [w.row(column)], steps) };
+            let one = reduce_tile(partial);
+            core::array::from_fn(|r| [one[r][0], 0])
+        };
+
+        let tail_start = steps * STEP;
+        for c in 0..cols {
+            let w_tail = &w.data[(column + c) * w.row_stride + tail_start..][..k - tail_start];
+            for r in 0..R {
+                let dot = if w_tail.is_empty() {
+                    sums[r][c]
+                } else {
+                    sums[r][c].wrapping_add(dot_tail(&a_rows[r][tail_start..], w_tail))
+                };
+                // The callers bound |dot| and |bias| so that the sum fits an i32.
+                let acc = match bias {
+                    Some(bias) => dot + bias[column + c],
+                    None => dot,
+                };
+                out.row_mut(first + r)[column + c] = store(column + c, acc);
+            }
+        }
+        column += cols;
+    }
+}
+
+/// Accumulates `a[r, 8s..8s+8] . w[c, 8s..8s+8]` for every step `s < steps` into one i32x4
+/// per output; the 4 lanes of an accumulator sum to the output's partial dot product.
+///
+/// # Safety
+/// Each pointer must have `steps * 8` readable elements.
+#[inline(always)]
+unsafe fn tile<L: LeftElement, const R: usize, const C: usize>(
+    a: [*const L; R],
+    w: [*const i8; C],
+    steps: usize,
+) -> [[v128; C]; R] {
+    let mut acc = [[i32x4_splat(0); C]; R];
+    for step in 0..steps {
+        let offset = step * STEP;
+        let a_vectors: [v128; R] = core::array::from_fn(|r| L::load8(a[r].add(offset)));
+        for c in 0..C {
+            let w_vector = i16x8_load_extend_i8x8(w[c].add(offset));
+            for r in 0..R {
+                acc[r][c] = i32x4_add(acc[r][c], i32x4_dot_i16x8(a_vectors[r], w_vector));
+            }
+        }
+    }
+    acc
+}
+
+/// Sums the 4 lanes of each accumulator of a tile (wrapping).
+#[inline(always)]
+fn reduce_tile<const R: usize, const C: usize>(acc: [[v128; C]; R]) -> [[i32; C]; R] {
+    let mut sums = [[0i32; C]; R];
+    for c in 0..C {
+        // Up to 4 rows of one column are reduced together: a 4 x 4 transpose and add.
+        let mut rows = [i32x4_splat(0); 4];
+        for r in 0..R {
+            rows[r] = acc[r][c];
+        }
+        let lanes = sum_lanes_of_four(rows);
+        let values = [
+            i32x4_extract_lane::<0>(lanes),
+            i32x4_extract_lane::<1>(lanes),
+            i32x4_extract_lane::<2>(lanes),
+            i32x4_extract_lane::<3>(lanes),
+        ];
+        for r in 0..R {
+            sums[r][c] = values[r];
+        }
+    }
+    sums
+}
+
+/// Returns `[sum of v[0]'s lanes, ..., sum of v[3]'s lanes]`.
+#[inline(always)]
+fn sum_lanes_of_four(v: [v128; 4]) -> v128 {
+    // [v0.0 + v0.2, v1.0 + v1.2, v0.1 + v0.3, v1.1 + v1.3]
+    let low01 = i32x4_shuffle::<0, 4, 1, 5>(v[0], v[1]);
+    let high01 = i32x4_shuffle::<2, 6, 3, 7>(v[0], v[1]);
+    let pair01 = i32x4_add(low01, high01);
+    let low23 = i32x4_shuffle::<0, 4, 1, 5>(v[2], v[3]);
+    let high23 = i32x4_shuffle::<2, 6, 3, 7>(v[2], v[3]);
+    let pair23 = i32x4_add(low23, high23);
+
+    let first = i32x4_shuffle::<0, 1, 4, 5>(pair01, pair23);
+    let second = i32x4_shuffle::<2, 3, 6, 7>(pair01, pair23);
+    i32x4_add(first, second)
+}
+
+/// Dot product of the last `k % 8` elements (wrapping).
+#[inline(always)]
+fn dot_tail<L: LeftElement>(a: &[L], w: &[i8]) -> i32 {
+    a.iter().zip(w).fold(0i32, |acc, (&x, &y)| acc.wrapping_add(x.widen() * i32::from(y)))
+}

@@ -1,0 +1,230 @@
+//! The integer GEMMs of the build (SIMD128 under `cargo xtask test`) give the same bits as
+//! their scalar twins in `int_gemm::portable`, on fresh random inputs of awkward shapes.
+//! Run with `wasm-pack test --headless --chrome -- --test 'wasm_*'`. Environment variables
+//! do not reach the browser, so each test draws a fresh seed and every failure message
+//! names it.
+#![cfg(target_arch = "wasm32")]
+
+use ivit::kernels::int_gemm::{self, portable, MatrixView, MatrixViewMut, TransposedValues, MAX_BIAS_MAGNITUDE};
+use ivit::quant::dyadic::Dyadic;
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+/// `(m, n, k)`: tails in every dimension (rows mod 4, columns mod 2, depth mod 8), single
+/// rows and columns, and the ViT-Ti layer shapes (qkv, fc1, fc2 with 197 tokens).
+const SHAPES: [(usize, usize, usize); 12] = [
+    (1, 1, 1),
+    (1, 1, 8),
+    (3, 5, 7),
+    (2, 9, 13),
+    (4, 2, 16),
+    (5, 3, 9),
+    (7, 1, 23),
+    (13, 37, 191),
+    (6, 11, 768),
+    (197, 576, 192),
+    (197, 768, 192),
+    (197, 192, 768),
+];
+
+/// SplitMix64, seeded from the clock: fresh inputs on every run.
+struct Rng(u64);
+
+impl Rng {
+    fn fresh() -> (Rng, u64) {
+        let seed = js_sys::Date::now() as u64 ^ ((js_sys::Math::random() * (1u64 << 52) as f64) as u64);
+        (Rng(seed), seed)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Returns a value in `0..bound`.
+    fn below(&mut self, bound: u64) -> u64 {
+        self.next() % bound
+    }
+
+    /// int8 values; one draw in four is -128 or 127, the extremes of the product range.
+    fn i8s(&mut self, len: usize) -> Vec<i8> {
+        (0..len)
+            .map(|_| match self.below(8) {
+                0 => -128,
+                1 => 127,
+                _ => self.next() as i8,
+            })
+            .collect()
+    }
+
+    fn bias(&mut self, n: usize) -> Vec<i32> {
+        (0..n)
+            .map(|_| {
+                let magnitude = (self.below(u64::from(MAX_BIAS_MAGNITUDE.unsigned_abs()) + 1) >> self.below(24)) as i32;
+                if self.below(2) == 0 { magnitude } else { -magnitude }
+            })
+            .collect()
+    }
+
+    fn requant(&mut self, n: usize) -> Vec<Dyadic> {
+        (0..n)
+            .map(|_| Dyadic { multiplier: (1 << 30) + self.below(1 << 30) as i32, shift: 20 + self.below(25) as u8 })
+            .collect()
+    }
+
+    /// Rows of probabilities below 2^15 each, every row summing to at most 32767 as
+    /// Shiftmax output does.
+    fn probabilities(&mut self, rows: usize, cols: usize) -> Vec<u16> {
+        let mut out = Vec::with_capacity(rows * cols);
+        for _ in 0..rows {
+            let weights: Vec<u64> = (0..cols).map(|_| self.below(1000)).collect();
+            let total = weights.iter().sum::<u64>().max(1);
+            out.extend(weights.iter().map(|&w| (w * 32767 / total) as u16));
+        }
+        out
+    }
+}
+
+/// Allocates `[rows, cols]` with a row stride of `cols + pad`, filled with `fill`.
+fn strided<T: Clone>(rows: usize, cols: usize, pad: usize, fill: T) -> (Vec<T>, usize) {
+    let stride = cols + pad;
+    (vec![fill; rows * stride], stride)
+}
+
+#[wasm_bindgen_test]
+fn linear_gemms_match_portable() {
+    let (mut rng, seed) = Rng::fresh();
+    web_sys::console::log_1(&format!("linear_gemms_match_portable: seed {seed}").into());
+
+    for (m, n, k) in SHAPES {
+        // Strided left operand and output, as views into wider buffers.
+        let pad = rng.below(3) as usize;
+        let a_stride = k + pad;
+        let a = rng.i8s(m * a_stride);
+        let w = rng.i8s(n * k);
+        let bias = rng.bias(n);
+        let requant = rng.requant(n);
+        let a_view = MatrixView::new(&a, m, k, a_stride).unwrap();
+        let w_view = MatrixView::contiguous(&w, n, k).unwrap();
+        let context = format!("seed {seed}, shape ({m}, {n}, {k}), row padding {pad}");
+
+        let (mut fast, stride) = strided(m, n, pad, 0i32);
+        let mut reference = fast.clone();
+        int_gemm::gemm_i8_i8_i32(a_view, w_view, Some(&bias), MatrixViewMut::new(&mut fast, m, n, stride).unwrap())
+            .unwrap();
+        portable::gemm_i8_i8_i32(a_view, w_view, Some(&bias), MatrixViewMut::new(&mut reference, m, n, stride).unwrap())
+            .unwrap();
+        assert_eq!(fast, reference, "i32 accumulators, {context}");
+
+        let (mut fast, stride) = strided(m, n, pad, 0i8);
+        let mut reference = fast.clone();
+        let fast_view = MatrixViewMut::new(&mut fast, m, n, stride).unwrap();
+        int_gemm::gemm_i8_i8_requant_i8(a_view, w_view, Some(&bias), &requant, fast_view).unwrap();
+        let reference_view = MatrixViewMut::new(&mut reference, m, n, stride).unwrap();
+        portable::gemm_i8_i8_requant_i8(a_view, w_view, Some(&bias), &requant, reference_view).unwrap();
+        assert_eq!(fast, reference, "int8 output, {context}");
+
+        let (mut fast, stride) = strided(m, n, pad, 0i16);
+        let mut reference = fast.clone();
+        let fast_view = MatrixViewMut::new(&mut fast, m, n, stride).unwrap();
+        int_gemm::gemm_i8_i8_requant_i16(a_view, w_view, None, &requant, fast_view).unwrap();
+        let reference_view = MatrixViewMut::new(&mut reference, m, n, stride).unwrap();
+        portable::gemm_i8_i8_requant_i16(a_view, w_view, None, &requant, reference_view).unwrap();
+        assert_eq!(fast, reference, "int16 output without bias, {context}");
+    }
+}
+
+#[wasm_bindgen_test]
+fn gemm_extreme_depth_matches_portable() {
+    // All products +16384 over the largest depth, plus the largest bias: 2^30 - 2^14 + 2^30.
+    let k = int_gemm::MAX_GEMM_DEPTH;
+    let a = vec![-128i8; 5 * k];
+    let w = vec![-128i8; 3 * k];
+    let bias = [MAX_BIAS_MAGNITUDE, 0, -MAX_BIAS_MAGNITUDE];
+    let a_view = MatrixView::contiguous(&a, 5, k).unwrap();
+    let w_view = MatrixView::contiguous(&w, 3, k).unwrap();
+
+    let mut fast = vec![0i32; 15];
+    int_gemm::gemm_i8_i8_i32(a_view, w_view, Some(&bias), MatrixViewMut::contiguous(&mut fast, 5, 3).unwrap()).unwrap();
+    let dot = k as i32 * 16384;
+    assert_eq!(fast, [dot + MAX_BIAS_MAGNITUDE, dot, dot - MAX_BIAS_MAGNITUDE].repeat(5));
+}
+
+#[wasm_bindgen_test]
+fn attention_products_match_portable() {
+    let (mut rng, seed) = Rng::fresh();
+    web_sys::console::log_1(&format!("attention_products_match_portable: seed {seed}").into());
+
+    // A fused qkv output [tokens, 3 * dim] with dim = heads * head_dim.
+    for (tokens, heads, head_dim) in [(197, 3, 64), (13, 2, 7), (1, 1, 5), (29, 4, 67), (8, 1, 16)] {
+        let dim = heads * head_dim;
+        let qkv = rng.i8s(tokens * 3 * dim);
+        let view = |part: usize, head: usize| {
+            MatrixView::new(&qkv[part * dim + head * head_dim..], tokens, head_dim, 3 * dim).unwrap()
+        };
+
+        for head in 0..heads {
+            let context = format!("seed {seed}, tokens {tokens}, head {head} of {heads}, head_dim {head_dim}");
+            let mut fast = vec![0i32; tokens * tokens];
+            let mut reference = fast.clone();
+            let out = MatrixViewMut::contiguous(&mut fast, tokens, tokens).unwrap();
+            int_gemm::attention_scores_i8_i32(view(0, head), view(1, head), out).unwrap();
+            let out = MatrixViewMut::contiguous(&mut reference, tokens, tokens).unwrap();
+            portable::attention_scores_i8_i32(view(0, head), view(1, head), out).unwrap();
+            assert_eq!(fast, reference, "scores, {context}");
+
+            let p = rng.probabilities(tokens, tokens);
+            let p_view = MatrixView::contiguous(&p, tokens, tokens).unwrap();
+            let mut fast = vec![0i32; tokens * dim];
+            let mut reference = fast.clone();
+            let out = MatrixViewMut::new(&mut fast[head * head_dim..], tokens, head_dim, dim).unwrap();
+            int_gemm::attention_values_u16_i8_i32(p_view, view(2, head), out).unwrap();
+            let out = MatrixViewMut::new(&mut reference[head * head_dim..], tokens, head_dim, dim).unwrap();
+            portable::attention_values_u16_i8_i32(p_view, view(2, head), out).unwrap();
+            assert_eq!(fast, reference, "context accumulators, {context}");
+
+            let requant = rng.requant(1)[0];
+            let mut fast = vec![0i8; tokens * head_dim];
+            let mut reference = fast.clone();
+            let out = MatrixViewMut::contiguous(&mut fast, tokens, head_dim).unwrap();
+            int_gemm::attention_values_u16_i8_requant_i8(p_view, view(2, head), requant, out).unwrap();
+            let out = MatrixViewMut::contiguous(&mut reference, tokens, head_dim).unwrap();
+            portable::attention_values_u16_i8_requant_i8(p_view, view(2, head), requant, out).unwrap();
+            assert_eq!(fast, reference, "int8 context, {context}");
+
+            let requant = rng.requant(head_dim);
+            let values = TransposedValues::new(view(2, head));
+            let mut fast = vec![0i8; tokens * dim];
+            let mut reference = fast.clone();
+            let out = MatrixViewMut::new(&mut fast[head * head_dim..], tokens, head_dim, dim).unwrap();
+            int_gemm::attention_values_u16_i8_requant_i8_per_channel(p_view, &values, &requant, out).unwrap();
+            let out = MatrixViewMut::new(&mut reference[head * head_dim..], tokens, head_dim, dim).unwrap();
+            portable::attention_values_u16_i8_requant_i8_per_channel(p_view, &values, &requant, out).unwrap();
+            assert_eq!(fast, reference, "int8 context per channel, {context}");
+        }
+    }
+}
+
+#[wasm_bindgen_test]
+fn attention_values_above_i16_match_portable() {
+    // 512 tokens of 32768 sum to exactly 2^24 and do not fit an i16 lane.
+    let tokens = 512;
+    let mut p = vec![32768u16; 2 * tokens];
+    p[tokens..].fill(3);
+    let v: Vec<i8> = (0..tokens * 9).map(|i| if i % 5 == 0 { -128 } else { (i % 251) as i8 }).collect();
+    let p_view = MatrixView::contiguous(&p, 2, tokens).unwrap();
+    let v_view = MatrixView::contiguous(&v, tokens, 9).unwrap();
+
+    let mut fast = vec![0i32; 18];
+    let mut reference = fast.clone();
+    int_gemm::attention_values_u16_i8_i32(p_view, v_view, MatrixViewMut::contiguous(&mut fast, 2, 9).unwrap()).unwrap();
+    portable::attention_values_u16_i8_i32(p_view, v_view, MatrixViewMut::contiguous(&mut reference, 2, 9).unwrap())
+        .unwrap();
+    assert_eq!(fast, reference);
+    let column0: i64 = (0..tokens).map(|j| 32768 * i64::from(v[j * 9])).sum();
+    assert_eq!(i64::from(fast[0]), column0);
+}
