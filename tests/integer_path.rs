@@ -149,3 +149,38 @@ fn real_model_integer_path_agrees_with_float() {
 fn int_logits_of(model: &IntVit, crop: &[u8]) -> Vec<i32> {
     int_logits(model, crop)
 }
+
+#[test]
+fn balance_keeps_logits_equalizes_ranges() {
+    let (mut rng, seed) = seeded();
+    let float = tiny_model(&mut rng);
+    let preprocess = PreprocessConfig { input_size: 32, ..PreprocessConfig::default() };
+    let tensors: Vec<Vec<f32>> = (0..4).map(|_| tensor_of(&random_crop(&mut rng), 32, &preprocess)).collect();
+    let mut calibration = Calibration::default();
+    for tensor in &tensors {
+        calibration.observe(&float, tensor);
+    }
+
+    let (balanced, factors) = ivit::model::balance::balance_query_key(&float, &calibration);
+    assert!(factors.iter().flatten().any(|&f| (f - 1.0).abs() > 1e-3), "seed {seed}: every factor is 1");
+
+    for tensor in &tensors {
+        let want = float.forward(tensor, &mut Profiler::disabled(PathKind::Float));
+        let got = balanced.forward(tensor, &mut Profiler::disabled(PathKind::Float));
+        for (class, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!((g - w).abs() <= 1e-4 * (1.0 + w.abs()), "seed {seed}, class {class}: {g} vs {w}");
+        }
+    }
+
+    let mut after = Calibration::default();
+    for tensor in &tensors {
+        after.observe(&balanced, tensor);
+    }
+    for block in 0..float.blocks.len() {
+        let q = after.channel_max_abs(&format!("blocks.{block}.attn.q")).expect("q ranges");
+        let k = after.channel_max_abs(&format!("blocks.{block}.attn.k")).expect("k ranges");
+        for (j, (q, k)) in q.iter().zip(k).enumerate() {
+            assert!((q - k).abs() <= 1e-4 * q.max(*k), "seed {seed}, block {block}, channel {j}: q {q}, k {k}");
+        }
+    }
+}

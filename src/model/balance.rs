@@ -17,27 +17,35 @@ use super::float::FloatVit;
 /// calibration keep a factor of 1.
 const MIN_CHANNEL_RANGE: f32 = 1e-6;
 
+/// The factors `a[block][j]` by which channel `j` of q was multiplied and channel `j` of k
+/// divided, `[depth][embed_dim]`.
+pub type QueryKeyFactors = Vec<Vec<f32>>;
+
 /// Returns a copy of `model` whose q and k channels are balanced with the calibration's
-/// per-channel ranges. Blocks without statistics are left as they are.
-pub fn balance_query_key(model: &FloatVit, calibration: &Calibration) -> FloatVit {
+/// per-channel ranges, and the factors used. Blocks without statistics get factors of 1.
+pub fn balance_query_key(model: &FloatVit, calibration: &Calibration) -> (FloatVit, QueryKeyFactors) {
     let mut balanced = model.clone();
     let d = model.config.embed_dim;
+    let mut factors = Vec::with_capacity(model.blocks.len());
 
     for (i, block) in balanced.blocks.iter_mut().enumerate() {
         let q_range = calibration.channel_max_abs(&format!("blocks.{i}.attn.q"));
         let k_range = calibration.channel_max_abs(&format!("blocks.{i}.attn.k"));
-        let (Some(q_range), Some(k_range)) = (q_range, k_range) else { continue };
+        let block_factors: Vec<f32> = match (q_range, k_range) {
+            (Some(q_range), Some(k_range)) => (0..d).map(|j| balance_factor(q_range[j], k_range[j])).collect(),
+            _ => vec![1.0; d],
+        };
 
         let qkv = &mut block.attn.qkv;
         let in_features = qkv.weight.len() / qkv.out_features;
-        for j in 0..d {
-            let factor = balance_factor(q_range[j], k_range[j]);
+        for (j, &factor) in block_factors.iter().enumerate() {
             scale_row(&mut qkv.weight[j * in_features..(j + 1) * in_features], &mut qkv.bias[j], factor);
             let k_row = d + j;
             scale_row(&mut qkv.weight[k_row * in_features..(k_row + 1) * in_features], &mut qkv.bias[k_row], 1.0 / factor);
         }
+        factors.push(block_factors);
     }
-    balanced
+    (balanced, factors)
 }
 
 /// `sqrt(k_range / q_range)`, or 1 when either range is near 0.

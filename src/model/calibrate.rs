@@ -17,6 +17,8 @@ pub struct Calibration {
     /// Largest magnitude of each channel of q and k (`blocks.N.attn.q`, `.k`),
     /// `[embed_dim]`, for [`super::balance`].
     channel_max_abs: BTreeMap<String, Vec<f32>>,
+    /// Factors of the q/k balancing applied to the model before this calibration, if any.
+    query_key_factors: Option<super::balance::QueryKeyFactors>,
     images: usize,
 }
 
@@ -73,6 +75,17 @@ impl Calibration {
                 *max = max.max(value.abs());
             }
         }
+    }
+
+    /// Records that the calibrated model had its q and k channels balanced by `factors`,
+    /// so that quantization can dequantize q and k back to the original model's values.
+    pub fn set_query_key_factors(&mut self, factors: super::balance::QueryKeyFactors) {
+        self.query_key_factors = Some(factors);
+    }
+
+    /// Factors of channel `j` of q (multiplied) and k (divided) in `block`, if balanced.
+    pub fn query_key_factors(&self, block: usize) -> Option<&[f32]> {
+        self.query_key_factors.as_ref()?.get(block).map(Vec::as_slice)
     }
 
     /// Largest magnitude of each channel of q or k, `[embed_dim]`.

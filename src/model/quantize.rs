@@ -267,7 +267,7 @@ impl Quantizer<'_> {
         let skip2 = dyadic(&p("residual2"), residual1 / residual2)?;
 
         self.record_channels(&p("norm1"), &norm1_quant);
-        self.record(&p("attn.qkv"), qkv_out);
+        self.record(&p("attn.qkv"), self.original_qkv_scales(i, qkv_out));
         self.record(&p("attn.scores"), vec![score_scale]);
         self.record_channels(&p("attn.context"), &context_quant);
         self.record(&p("attn.proj"), vec![residual1]);
@@ -294,6 +294,18 @@ impl Quantizer<'_> {
             skip2,
         };
         Ok((block, residual2))
+    }
+
+    /// Returns the qkv scales that dequantize to the values of the model before q/k
+    /// balancing: q channel `j` was multiplied by `a[j]` and k channel `j` divided by it.
+    fn original_qkv_scales(&self, block: usize, mut scales: Vec<f64>) -> Vec<f64> {
+        let Some(factors) = self.calibration.query_key_factors(block) else { return scales };
+        let d = factors.len();
+        for (j, &factor) in factors.iter().enumerate() {
+            scales[j] /= f64::from(factor);
+            scales[d + j] *= f64::from(factor);
+        }
+        scales
     }
 
     /// Computes the int8 quantization of each channel of an activation with the

@@ -89,8 +89,10 @@ pub fn run(args: QuantizeArgs) -> Result<ExitCode> {
         &model
     } else {
         // The balanced model has other q and k ranges, so calibration runs again on it.
-        balanced = balance_query_key(&model, &calibration);
+        let factors;
+        (balanced, factors) = balance_query_key(&model, &calibration);
         calibration = calibrate(&balanced, &tensors, "calibrating the balanced model");
+        calibration.set_query_key_factors(factors);
         &balanced
     };
 
