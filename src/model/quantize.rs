@@ -509,11 +509,11 @@ mod tests {
     fn zero_points_fold_into_bias() {
         let (mut rng, seed) = seeded_rng();
         let (in_features, out_features) = (37, 11);
-        let float = Linear {
-            weight: (0..in_features * out_features).map(|_| rng.gen_range(-0.5..0.5)).collect(),
-            bias: (0..out_features).map(|_| rng.gen_range(-1.0..1.0)).collect(),
+        let float = Linear::new(
+            (0..in_features * out_features).map(|_| rng.gen_range(-0.5..0.5)).collect(),
+            (0..out_features).map(|_| rng.gen_range(-1.0..1.0)).collect(),
             out_features,
-        };
+        );
         let input = ChannelQuant {
             scales: (0..in_features).map(|_| rng.gen_range(0.01..0.1)).collect(),
             zero_points: (0..in_features).map(|_| rng.gen_range(-128..=127)).collect(),
