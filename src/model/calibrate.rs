@@ -108,7 +108,7 @@ impl Calibration {
     }
 }
 
-/// Values kept per channel for the per-channel observers. It holds every value of 32
+/// Values kept per channel for the per-channel observers. It keeps every value of 32
 /// calibration images of 197 tokens (6304, a 224-pixel input with 16-pixel patches), so
 /// the rare large values of a channel, which set much of its error, are not sampled away.
 const CHANNEL_SAMPLE_CAPACITY: usize = 8192;

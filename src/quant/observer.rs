@@ -114,7 +114,7 @@ impl TensorStats {
         }
     }
 
-    /// The range `[lo, hi]` (with `lo <= 0 <= hi`) chosen by `observer` for an affine
+    /// Returns the range `[lo, hi]` (with `lo <= 0 <= hi`) chosen by `observer` for an affine
     /// quantizer with `steps` steps between its lowest and highest level (255 for int8
     /// with a zero point). `Percentile(p)` clips each side at the `p`-th percentile of
     /// that side's magnitudes, and `Mse` shrinks both ends by the same fraction.
@@ -268,8 +268,10 @@ mod tests {
         assert_eq!(stats.affine_range(Observer::MinMax, 255), (-0.17, 9.82));
         for observer in [Observer::Mse, Observer::Percentile(99.9)] {
             let (lo, hi) = stats.affine_range(observer, 255);
-            assert!(lo <= 0.0 && lo >= -0.17, "{observer}: lo {lo}");
-            assert!(hi > 9.0 && hi <= 9.82, "{observer}: hi {hi}");
+            assert!(lo <= 0.0, "{observer}: lo {lo}");
+            assert!(lo >= -0.17, "{observer}: lo {lo}");
+            assert!(hi > 9.0, "{observer}: hi {hi}");
+            assert!(hi <= 9.82, "{observer}: hi {hi}");
         }
     }
 
@@ -289,7 +291,8 @@ mod tests {
         let mut stats = TensorStats::default();
         stats.observe(&[0.0; 16]);
         let (lo, hi) = stats.affine_range(Observer::Mse, 255);
-        assert!(lo < 0.0 && hi > 0.0, "[{lo}, {hi}]");
+        assert!(lo < 0.0, "[{lo}, {hi}]");
+        assert!(hi > 0.0, "[{lo}, {hi}]");
     }
 
     #[test]

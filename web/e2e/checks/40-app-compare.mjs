@@ -25,7 +25,7 @@ async function compareCat(harness) {
  * Waits up to 60 s for the demo thumbnails, which only make the screenshot complete.
  * NOTE: under heavy load a thumbnail has been seen to stay unloaded for over 60 s; the
  * screenshot is taken anyway and the state of every thumbnail is printed, so the next
- * occurrence says which image and how.
+ * occurrence shows which image failed and how.
  */
 async function waitForThumbnails(page) {
   const loaded = () => [...document.querySelectorAll('.demo img')].every((image) => image.complete && image.naturalWidth > 0);
