@@ -71,6 +71,14 @@ pub struct QuantizeOptions {
     /// Whether the int8 GELU output (the input of fc2) gets a zero point per channel.
     /// GELU(x) >= -0.17, so a symmetric range leaves most of its negative half unused.
     pub affine_gelu: bool,
+    /// Exponent `a` in 0..=1 that spreads the precision of the per-channel activation
+    /// scales between the activations and the weights they fold into. Channel `i` of a
+    /// tensor gets the range `r_i^a * R^(1 - a)`, where `r_i` is its observed range and
+    /// `R` the largest of the tensor. With `a = 1` every channel keeps its own range.
+    /// A lower `a` coarsens the narrow channels, so the weight columns they fold into
+    /// span fewer octaves and each int8 weight row keeps more precision. The default, 0.6,
+    /// gave the highest logit SQNR of 0.3, 0.4, 0.5, 0.6, 0.75 and 1 on ImageNet photos.
+    pub channel_balance: f64,
 }
 
 impl Default for QuantizeOptions {
@@ -81,6 +89,7 @@ impl Default for QuantizeOptions {
             wide_observer: Observer::MinMax,
             channel_observer: Observer::Mse,
             affine_gelu: true,
+            channel_balance: 0.6,
         }
     }
 }
@@ -131,12 +140,13 @@ pub fn quantize(
     q.record("head", vec![logit_scale]);
 
     let calibration_note = format!(
-        "{} calibration images; {} approximations; int8 observer {}, per-channel observer {} ({}), int16 observer {}",
+        "{} calibration images; {} approximations; int8 observer {}, per-channel observer {} ({}, balance {}), int16 observer {}",
         calibration.images(),
         options.approximations,
         options.observer,
         options.channel_observer,
         if options.affine_gelu { "affine GELU output" } else { "symmetric" },
+        options.channel_balance,
         options.wide_observer
     );
     Ok(IntVit {
@@ -318,10 +328,12 @@ impl Quantizer<'_> {
             .channel_stats(layer)
             .ok_or_else(|| QuantizeError::MissingStats { layer: layer.to_string() })?;
         let observer = self.options.channel_observer;
+        let balance = self.options.channel_balance;
 
         if !affine {
             let clips: Vec<f64> = stats.iter().map(|s| s.clip_range(observer, INT8_LEVELS) as f64).collect();
             let largest = clips.iter().fold(0f64, |a, &b| a.max(b));
+            let clips: Vec<f64> = clips.iter().map(|&clip| balanced_range(clip, largest, balance)).collect();
             let floor = (largest / 1024.0).max(f64::MIN_POSITIVE);
             let scales: Vec<f64> = clips.iter().map(|&clip| clip.max(floor) / INT8_LEVELS as f64).collect();
             return Ok(ChannelQuant { zero_points: vec![0; scales.len()], scales });
@@ -335,6 +347,14 @@ impl Quantizer<'_> {
             })
             .collect();
         let widest = ranges.iter().fold(0f64, |a, &(lo, hi)| a.max(hi - lo));
+        let ranges: Vec<(f64, f64)> = ranges
+            .iter()
+            .map(|&(lo, hi)| {
+                let width = hi - lo;
+                let factor = if width > 0.0 { balanced_range(width, widest, balance) / width } else { 1.0 };
+                (lo * factor, hi * factor)
+            })
+            .collect();
         let floor = (widest / 1024.0).max(f64::MIN_POSITIVE);
         let (scales, zero_points) = ranges.iter().map(|&range| affine_params(range, floor)).unzip();
         Ok(ChannelQuant { scales, zero_points })
@@ -478,6 +498,16 @@ fn quantize_linear(
     Ok(QLinear { weight: q_weight, bias: q_bias, requant, in_features, out_features })
 }
 
+/// Returns the range `range^balance * largest^(1 - balance)` of a channel whose observed
+/// range is `range`, in a tensor whose widest channel range is `largest`: at least
+/// `range`, because `range <= largest`.
+fn balanced_range(range: f64, largest: f64, balance: f64) -> f64 {
+    if range <= 0.0 || balance >= 1.0 {
+        return range;
+    }
+    range.powf(balance) * largest.powf(1.0 - balance)
+}
+
 /// Returns the scale and zero point that map `[lo, hi]` (`lo <= 0 <= hi`) onto the int8
 /// levels -128..=127, widening ranges narrower than `floor` to `[-floor / 2, floor / 2]`.
 fn affine_params((lo, hi): (f64, f64), floor: f64) -> (f64, i32) {
@@ -553,5 +583,19 @@ mod tests {
         let (scale, zero_point) = affine_params((0.0, 0.0), 1e-3);
         assert!((scale - 1e-3 / 255.0).abs() < 1e-15, "scale {scale}");
         assert!((-1..=0).contains(&zero_point), "zero point {zero_point}");
+    }
+
+    #[test]
+    fn balanced_range_lies_between_own_and_largest() {
+        // a = 1 keeps the observed range, a = 0 gives every channel the largest one.
+        assert_eq!(balanced_range(0.5, 8.0, 1.0), 0.5);
+        assert!((balanced_range(0.5, 8.0, 0.0) - 8.0).abs() < 1e-12);
+
+        // a = 1/2 is the geometric mean: 2 is two octaves from both 0.5 and 8.
+        assert!((balanced_range(0.5, 8.0, 0.5) - 2.0).abs() < 1e-12);
+
+        // The widest channel keeps its range whatever a, and an empty channel stays empty.
+        assert!((balanced_range(8.0, 8.0, 0.3) - 8.0).abs() < 1e-12);
+        assert_eq!(balanced_range(0.0, 8.0, 0.5), 0.0);
     }
 }

@@ -48,6 +48,11 @@ pub struct QuantizeArgs {
     /// between them.
     #[arg(long)]
     no_balance_qk: bool,
+    /// Exponent a in 0..=1 of the per-channel activation ranges: each channel gets
+    /// range^a * largest^(1 - a). Lower values coarsen the narrow channels and leave
+    /// more int8 precision to the weights they fold into.
+    #[arg(long, default_value_t = QuantizeOptions::default().channel_balance)]
+    channel_balance: f64,
     /// Observer of int16 activations (residual stream, GELU input): minmax, mse or percentile:P.
     #[arg(long, default_value = "minmax")]
     wide_observer: Observer,
@@ -57,6 +62,9 @@ pub struct QuantizeArgs {
 }
 
 pub fn run(args: QuantizeArgs) -> Result<ExitCode> {
+    if !(0.0..=1.0).contains(&args.channel_balance) {
+        bail!("--channel-balance {} is outside 0..=1; 1 keeps each channel's own range", args.channel_balance);
+    }
     if args.calib_count == 0 || args.calib_count > MAX_CALIBRATION_IMAGES {
         bail!("--calib-count {} is outside 1..={MAX_CALIBRATION_IMAGES}", args.calib_count);
     }
@@ -102,6 +110,7 @@ pub fn run(args: QuantizeArgs) -> Result<ExitCode> {
         wide_observer: args.wide_observer,
         channel_observer: args.channel_observer,
         affine_gelu: !args.symmetric_gelu,
+        channel_balance: args.channel_balance,
     };
     let mut int_model = quantize(model, &preprocess, &calibration, options).context("quantization failed")?;
     int_model.calibration_images = names;
