@@ -475,7 +475,7 @@ fn quantize_linear(
         requant.push(dyadic(layer, acc_scale / out_scales[c])?);
     }
 
-    Ok(QLinear { weight: q_weight, bias: q_bias, requant, in_features, out_features })
+    Ok(QLinear::new(q_weight, q_bias, requant, in_features, out_features))
 }
 
 /// Returns the scale and zero point that map `[lo, hi]` (`lo <= 0 <= hi`) onto the int8
