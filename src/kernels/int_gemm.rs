@@ -884,6 +884,62 @@ mod tests {
     }
 
     #[test]
+    fn packed_gemm_matches_reference() {
+        let (mut rng, seed) = seeded_rng();
+
+        for (m, n, k) in SHAPES {
+            let a = random_i8(&mut rng, m * k);
+            let w = random_i8(&mut rng, n * k);
+            let bias = random_bias(&mut rng, n);
+            let requant = random_requant(&mut rng, n);
+            let a_view = MatrixView::contiguous(&a, m, k).unwrap();
+            let w_view = MatrixView::contiguous(&w, n, k).unwrap();
+            let packed = PackedWeights::new(w_view);
+            let expected = reference_gemm(&a, &w, Some(&bias), m, n, k);
+
+            let mut out32 = vec![0i32; m * n];
+            let out32_view = MatrixViewMut::contiguous(&mut out32, m, n).unwrap();
+            gemm_packed_i8_i8_i32(a_view, w_view, &packed, Some(&bias), out32_view).unwrap();
+            let mut out8 = vec![0i8; m * n];
+            let out8_view = MatrixViewMut::contiguous(&mut out8, m, n).unwrap();
+            gemm_packed_i8_i8_requant_i8(a_view, w_view, &packed, Some(&bias), &requant, out8_view).unwrap();
+            let mut out16 = vec![0i16; m * n];
+            let out16_view = MatrixViewMut::contiguous(&mut out16, m, n).unwrap();
+            gemm_packed_i8_i8_requant_i16(a_view, w_view, &packed, Some(&bias), &requant, out16_view).unwrap();
+
+            for (i, &acc) in expected.iter().enumerate() {
+                let dyadic = requant[i % n];
+                assert_eq!(i64::from(out32[i]), acc, "seed {seed}, shape ({m}, {n}, {k}), element {i}");
+                assert_eq!(out8[i], dyadic.requantize_i64_to_i8(acc), "seed {seed}, shape ({m}, {n}, {k}), element {i}");
+                assert_eq!(out16[i], dyadic.requantize_i64_to_i16(acc), "seed {seed}, shape ({m}, {n}, {k}), element {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn packed_gemm_rejects_other_shape() {
+        let a = vec![1i8; 6];
+        let w = vec![1i8; 9];
+        let a_view = MatrixView::contiguous(&a, 2, 3).unwrap();
+        let w_view = MatrixView::contiguous(&w, 3, 3).unwrap();
+        let packed = PackedWeights::new(MatrixView::contiguous(&w[..6], 2, 3).unwrap());
+        let mut out = vec![0i32; 6];
+
+        let out_view = MatrixViewMut::contiguous(&mut out, 2, 3).unwrap();
+        let result = gemm_packed_i8_i8_i32(a_view, w_view, &packed, None, out_view);
+        assert_eq!(
+            result,
+            Err(KernelError::ShapeMismatch {
+                name: "packed weights",
+                rows: 2,
+                cols: 3,
+                expected_rows: 3,
+                expected_cols: 3
+            })
+        );
+    }
+
+    #[test]
     fn gemm_extreme_operands_do_not_overflow() {
         // All products +16384 plus the largest bias: (2^16 - 1) * 2^14 + 2^30 < 2^31.
         let k = MAX_GEMM_DEPTH;
