@@ -355,8 +355,8 @@ impl TransposedValues {
 
 /// The int8 weights `[n, k]` of a linear layer, prepared once for the GEMM kernels of the
 /// build. SIMD128 builds widen them to i16 and interleave them by tiles of output columns
-/// (see `int_gemm/simd.rs`), which doubles their memory. Other builds keep only the shape,
-/// because the scalar loops read the int8 weights.
+/// (see `int_gemm/simd.rs`), 2 bytes per weight next to the int8 copy. Other builds keep
+/// only the shape, because the scalar loops read the int8 weights.
 ///
 /// The `gemm_packed_*` functions take the int8 weights next to their packed copy and
 /// check that the shapes agree. The caller keeps the two in step: a packed copy describes
