@@ -5,7 +5,9 @@
 //! names it.
 #![cfg(target_arch = "wasm32")]
 
-use ivit::kernels::int_gemm::{self, portable, MatrixView, MatrixViewMut, TransposedValues, MAX_BIAS_MAGNITUDE};
+use ivit::kernels::int_gemm::{
+    self, portable, KernelError, MatrixView, MatrixViewMut, PackedWeights, TransposedValues, MAX_BIAS_MAGNITUDE,
+};
 use ivit::quant::dyadic::Dyadic;
 use wasm_bindgen_test::*;
 
@@ -26,6 +28,21 @@ const SHAPES: [(usize, usize, usize); 12] = [
     (197, 576, 192),
     (197, 768, 192),
     (197, 192, 768),
+];
+
+/// More `(m, n, k)` for the packed GEMM: rows mod 4 of 1 to 3, columns mod 2, 3 and 4
+/// (tile widths worth trying), depths mod 8 of 1 to 7, the 16-row blocks that the model
+/// hands to each thread, and the head's 1000 classes.
+const PACKED_SHAPES: [(usize, usize, usize); 9] = [
+    (16, 192, 192),
+    (16, 192, 768),
+    (17, 7, 9),
+    (18, 13, 777),
+    (19, 5, 15),
+    (5, 1000, 192),
+    (1, 1000, 192),
+    (9, 3, 1),
+    (0, 4, 8),
 ];
 
 /// SplitMix64, seeded from the clock: fresh inputs on every run.
@@ -227,4 +244,80 @@ fn attention_values_above_i16_match_portable() {
     assert_eq!(fast, reference);
     let column0: i64 = (0..tokens).map(|j| 32768 * i64::from(v[j * 9])).sum();
     assert_eq!(i64::from(fast[0]), column0);
+}
+
+#[wasm_bindgen_test]
+fn packed_gemms_match_portable() {
+    let (mut rng, seed) = Rng::fresh();
+    web_sys::console::log_1(&format!("packed_gemms_match_portable: seed {seed}").into());
+
+    for (m, n, k) in SHAPES.into_iter().chain(PACKED_SHAPES) {
+        // Strided left operand and output, and weights packed once as a model load does.
+        let pad = rng.below(3) as usize;
+        let a_stride = k + pad;
+        let a = rng.i8s(m * a_stride);
+        let w = rng.i8s(n * k);
+        let bias = rng.bias(n);
+        let requant = rng.requant(n);
+        let a_view = MatrixView::new(&a, m, k, a_stride).unwrap();
+        let w_view = MatrixView::contiguous(&w, n, k).unwrap();
+        let packed = PackedWeights::new(w_view);
+        let context = format!("seed {seed}, shape ({m}, {n}, {k}), row padding {pad}");
+
+        let (mut fast, stride) = strided(m, n, pad, 0i32);
+        let mut reference = fast.clone();
+        let fast_view = MatrixViewMut::new(&mut fast, m, n, stride).unwrap();
+        int_gemm::gemm_packed_i8_i8_i32(a_view, w_view, &packed, Some(&bias), fast_view).unwrap();
+        let reference_view = MatrixViewMut::new(&mut reference, m, n, stride).unwrap();
+        portable::gemm_i8_i8_i32(a_view, w_view, Some(&bias), reference_view).unwrap();
+        assert_eq!(fast, reference, "packed i32 accumulators, {context}");
+
+        let (mut fast, stride) = strided(m, n, pad, 0i8);
+        let mut reference = fast.clone();
+        let fast_view = MatrixViewMut::new(&mut fast, m, n, stride).unwrap();
+        int_gemm::gemm_packed_i8_i8_requant_i8(a_view, w_view, &packed, Some(&bias), &requant, fast_view).unwrap();
+        let reference_view = MatrixViewMut::new(&mut reference, m, n, stride).unwrap();
+        portable::gemm_i8_i8_requant_i8(a_view, w_view, Some(&bias), &requant, reference_view).unwrap();
+        assert_eq!(fast, reference, "packed int8 output, {context}");
+
+        let (mut fast, stride) = strided(m, n, pad, 0i16);
+        let mut reference = fast.clone();
+        let fast_view = MatrixViewMut::new(&mut fast, m, n, stride).unwrap();
+        int_gemm::gemm_packed_i8_i8_requant_i16(a_view, w_view, &packed, None, &requant, fast_view).unwrap();
+        let reference_view = MatrixViewMut::new(&mut reference, m, n, stride).unwrap();
+        portable::gemm_i8_i8_requant_i16(a_view, w_view, None, &requant, reference_view).unwrap();
+        assert_eq!(fast, reference, "packed int16 output without bias, {context}");
+    }
+}
+
+#[wasm_bindgen_test]
+fn packed_gemm_extreme_depth_matches_portable() {
+    // All products +16384 over the largest depth, plus the largest bias: 2^30 - 2^14 + 2^30.
+    let k = int_gemm::MAX_GEMM_DEPTH;
+    let a = vec![-128i8; 5 * k];
+    let w = vec![-128i8; 3 * k];
+    let bias = [MAX_BIAS_MAGNITUDE, 0, -MAX_BIAS_MAGNITUDE];
+    let a_view = MatrixView::contiguous(&a, 5, k).unwrap();
+    let w_view = MatrixView::contiguous(&w, 3, k).unwrap();
+    let packed = PackedWeights::new(w_view);
+
+    let mut fast = vec![0i32; 15];
+    let out = MatrixViewMut::contiguous(&mut fast, 5, 3).unwrap();
+    int_gemm::gemm_packed_i8_i8_i32(a_view, w_view, &packed, Some(&bias), out).unwrap();
+    let dot = k as i32 * 16384;
+    assert_eq!(fast, [dot + MAX_BIAS_MAGNITUDE, dot, dot - MAX_BIAS_MAGNITUDE].repeat(5));
+}
+
+#[wasm_bindgen_test]
+fn packed_gemm_rejects_other_weights() {
+    let a = vec![1i8; 6];
+    let w = vec![1i8; 9];
+    let a_view = MatrixView::contiguous(&a, 2, 3).unwrap();
+    let w_view = MatrixView::contiguous(&w, 3, 3).unwrap();
+    let packed = PackedWeights::new(MatrixView::contiguous(&w[..6], 2, 3).unwrap());
+    let mut out = vec![0i32; 6];
+
+    let result =
+        int_gemm::gemm_packed_i8_i8_i32(a_view, w_view, &packed, None, MatrixViewMut::contiguous(&mut out, 2, 3).unwrap());
+    assert!(matches!(result, Err(KernelError::ShapeMismatch { name: "packed weights", .. })), "{result:?}");
 }

@@ -12,6 +12,8 @@
 //! wasm32 builds with the `simd128` target feature run the same products through the
 //! SIMD128 microkernels of `int_gemm/simd.rs`; [`portable`] keeps the scalar loops
 //! callable there, as the reference that the SIMD results must equal bit for bit.
+//! Linear layers prepare their weights once with [`PackedWeights`] and call the
+//! `gemm_packed_*` functions, whose SIMD128 kernel reads both operands pre-widened to i16.
 //!
 //! This file also defines [`KernelError`], the error of every integer kernel.
 
@@ -232,7 +234,7 @@ pub fn gemm_i8_i8_i32(
     bias: Option<&[i32]>,
     out: MatrixViewMut<i32>,
 ) -> Result<(), KernelError> {
-    gemm_i8_i8_with(a, w, bias, out, |_, acc| acc, Kernel::Fastest)
+    gemm_i8_i8_with(a, w, None, bias, out, |_, acc| acc, Kernel::Fastest)
 }
 
 /// Computes the accumulators of [`gemm_i8_i8_i32`] and requantizes output channel `n`
@@ -248,7 +250,7 @@ pub fn gemm_i8_i8_requant_i8(
     out: MatrixViewMut<i8>,
 ) -> Result<(), KernelError> {
     check_length("requant", requant.len(), w.rows)?;
-    gemm_i8_i8_with(a, w, bias, out, |column, acc| requant[column].requantize_i32_to_i8(acc), Kernel::Fastest)
+    gemm_i8_i8_with(a, w, None, bias, out, |column, acc| requant[column].requantize_i32_to_i8(acc), Kernel::Fastest)
 }
 
 /// Computes the accumulators of [`gemm_i8_i8_i32`] and requantizes output channel `n`
@@ -265,7 +267,7 @@ pub fn gemm_i8_i8_requant_i16(
     out: MatrixViewMut<i16>,
 ) -> Result<(), KernelError> {
     check_length("requant", requant.len(), w.rows)?;
-    gemm_i8_i8_with(a, w, bias, out, |column, acc| requant[column].requantize_i32_to_i16(acc), Kernel::Fastest)
+    gemm_i8_i8_with(a, w, None, bias, out, |column, acc| requant[column].requantize_i32_to_i16(acc), Kernel::Fastest)
 }
 
 /// Computes one head's attention scores `scores[i, j] = sum_d q[i, d] * k[j, d]` (Q.K^T)
@@ -281,7 +283,7 @@ pub fn attention_scores_i8_i32(
     k: MatrixView<i8>,
     out: MatrixViewMut<i32>,
 ) -> Result<(), KernelError> {
-    gemm_i8_i8_with(q, k, None, out, |_, acc| acc, Kernel::Fastest)
+    gemm_i8_i8_with(q, k, None, None, out, |_, acc| acc, Kernel::Fastest)
 }
 
 /// Computes one head's context `out[i, d] = sum_j p[i, j] * v[j, d]` as int32 with scale
@@ -349,6 +351,109 @@ impl TransposedValues {
     fn view(&self) -> MatrixView<'_, i8> {
         MatrixView { data: &self.data, rows: self.head_dim, cols: self.tokens, row_stride: self.tokens }
     }
+}
+
+/// The int8 weights `[n, k]` of a linear layer, prepared once for the GEMM kernels of the
+/// build. SIMD128 builds widen them to i16 and interleave them by tiles of output columns
+/// (see `int_gemm/simd.rs`), 2 bytes per weight next to the int8 copy. Other builds keep
+/// only the shape, because the scalar loops read the int8 weights.
+///
+/// The `gemm_packed_*` functions take the int8 weights next to their packed copy and
+/// check that the shapes agree. The caller keeps the two in step: a packed copy describes
+/// the weights at the time it was built.
+#[derive(Clone, Default)]
+pub struct PackedWeights {
+    rows: usize,
+    depth: usize,
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    panels: simd::Panels,
+}
+
+impl PackedWeights {
+    /// Packs `w` `[n, k]`.
+    pub fn new(w: MatrixView<i8>) -> Self {
+        PackedWeights {
+            rows: w.rows,
+            depth: w.cols,
+            #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+            panels: simd::Panels::new(&w),
+        }
+    }
+
+    /// Returns `n`, the output columns of the packed weights.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Returns `k`, the depth of the packed weights.
+    pub fn depth(&self) -> usize {
+        self.depth
+    }
+
+    /// Returns an error unless the packed weights have the shape of `w`.
+    fn check_shape(&self, w: &MatrixView<i8>) -> Result<(), KernelError> {
+        if self.rows != w.rows || self.depth != w.cols {
+            return Err(KernelError::ShapeMismatch {
+                name: "packed weights",
+                rows: self.rows,
+                cols: self.depth,
+                expected_rows: w.rows,
+                expected_cols: w.cols,
+            });
+        }
+        Ok(())
+    }
+}
+
+impl core::fmt::Debug for PackedWeights {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("PackedWeights").field("rows", &self.rows).field("depth", &self.depth).finish_non_exhaustive()
+    }
+}
+
+/// [`gemm_i8_i8_i32`] with the weights `w` also given packed; `packed` must be
+/// [`PackedWeights::new`] of `w`.
+pub fn gemm_packed_i8_i8_i32(
+    a: MatrixView<i8>,
+    w: MatrixView<i8>,
+    packed: &PackedWeights,
+    bias: Option<&[i32]>,
+    out: MatrixViewMut<i32>,
+) -> Result<(), KernelError> {
+    packed.check_shape(&w)?;
+    gemm_i8_i8_with(a, w, Some(packed), bias, out, |_, acc| acc, Kernel::Fastest)
+}
+
+/// [`gemm_i8_i8_requant_i8`] with the weights `w` also given packed; `packed` must be
+/// [`PackedWeights::new`] of `w`.
+pub fn gemm_packed_i8_i8_requant_i8(
+    a: MatrixView<i8>,
+    w: MatrixView<i8>,
+    packed: &PackedWeights,
+    bias: Option<&[i32]>,
+    requant: &[Dyadic],
+    out: MatrixViewMut<i8>,
+) -> Result<(), KernelError> {
+    packed.check_shape(&w)?;
+    check_length("requant", requant.len(), w.rows)?;
+    let store = |column: usize, acc: i32| requant[column].requantize_i32_to_i8(acc);
+    gemm_i8_i8_with(a, w, Some(packed), bias, out, store, Kernel::Fastest)
+}
+
+/// [`gemm_i8_i8_requant_i16`] with the weights `w` also given packed; `packed` must be
+/// [`PackedWeights::new`] of `w`.
+pub fn gemm_packed_i8_i8_requant_i16(
+    a: MatrixView<i8>,
+    w: MatrixView<i8>,
+    packed: &PackedWeights,
+    bias: Option<&[i32]>,
+    requant: &[Dyadic],
+    out: MatrixViewMut<i16>,
+) -> Result<(), KernelError> {
+    packed.check_shape(&w)?;
+    check_length("requant", requant.len(), w.rows)?;
+    let store = |column: usize, acc: i32| requant[column].requantize_i32_to_i16(acc);
+    gemm_i8_i8_with(a, w, Some(packed), bias, out, store, Kernel::Fastest)
 }
 
 /// Computes the context of [`attention_values_u16_i8_i32`] from transposed values and
@@ -429,6 +534,7 @@ fn check_gemm<T>(
 fn gemm_i8_i8_with<T>(
     a: MatrixView<i8>,
     w: MatrixView<i8>,
+    packed: Option<&PackedWeights>,
     bias: Option<&[i32]>,
     mut out: MatrixViewMut<T>,
     store: impl Fn(usize, i32) -> T,
@@ -438,11 +544,16 @@ fn gemm_i8_i8_with<T>(
 
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     if kernel == Kernel::Fastest {
-        let right = simd::RightRows { data: w.data, rows: w.rows, row_stride: w.row_stride };
-        simd::gemm(&a, right, bias, &mut out, &store);
+        match packed {
+            Some(packed) => simd::gemm_packed(&a, &packed.panels, bias, &mut out, &store),
+            None => {
+                let right = simd::RightRows { data: w.data, rows: w.rows, row_stride: w.row_stride };
+                simd::gemm(&a, right, bias, &mut out, &store);
+            }
+        }
         return Ok(());
     }
-    let _ = kernel;
+    let _ = (kernel, packed);
 
     for row in 0..a.rows {
         let a_row = a.row(row);
@@ -611,7 +722,7 @@ pub mod portable {
         bias: Option<&[i32]>,
         out: MatrixViewMut<i32>,
     ) -> Result<(), KernelError> {
-        gemm_i8_i8_with(a, w, bias, out, |_, acc| acc, Kernel::Portable)
+        gemm_i8_i8_with(a, w, None, bias, out, |_, acc| acc, Kernel::Portable)
     }
 
     /// [`super::gemm_i8_i8_requant_i8`] on the scalar loops.
@@ -623,7 +734,7 @@ pub mod portable {
         out: MatrixViewMut<i8>,
     ) -> Result<(), KernelError> {
         check_length("requant", requant.len(), w.rows)?;
-        gemm_i8_i8_with(a, w, bias, out, |column, acc| requant[column].requantize_i32_to_i8(acc), Kernel::Portable)
+        gemm_i8_i8_with(a, w, None, bias, out, |column, acc| requant[column].requantize_i32_to_i8(acc), Kernel::Portable)
     }
 
     /// [`super::gemm_i8_i8_requant_i16`] on the scalar loops.
@@ -635,7 +746,7 @@ pub mod portable {
         out: MatrixViewMut<i16>,
     ) -> Result<(), KernelError> {
         check_length("requant", requant.len(), w.rows)?;
-        gemm_i8_i8_with(a, w, bias, out, |column, acc| requant[column].requantize_i32_to_i16(acc), Kernel::Portable)
+        gemm_i8_i8_with(a, w, None, bias, out, |column, acc| requant[column].requantize_i32_to_i16(acc), Kernel::Portable)
     }
 
     /// [`super::attention_scores_i8_i32`] on the scalar loops.
@@ -644,7 +755,7 @@ pub mod portable {
         k: MatrixView<i8>,
         out: MatrixViewMut<i32>,
     ) -> Result<(), KernelError> {
-        gemm_i8_i8_with(q, k, None, out, |_, acc| acc, Kernel::Portable)
+        gemm_i8_i8_with(q, k, None, None, out, |_, acc| acc, Kernel::Portable)
     }
 
     /// [`super::attention_values_u16_i8_i32`] on the scalar loops.
@@ -770,6 +881,62 @@ mod tests {
                 assert_eq!(out16[i], want16, "seed {seed}, shape ({m}, {n}, {k}), element {i}");
             }
         }
+    }
+
+    #[test]
+    fn packed_gemm_matches_reference() {
+        let (mut rng, seed) = seeded_rng();
+
+        for (m, n, k) in SHAPES {
+            let a = random_i8(&mut rng, m * k);
+            let w = random_i8(&mut rng, n * k);
+            let bias = random_bias(&mut rng, n);
+            let requant = random_requant(&mut rng, n);
+            let a_view = MatrixView::contiguous(&a, m, k).unwrap();
+            let w_view = MatrixView::contiguous(&w, n, k).unwrap();
+            let packed = PackedWeights::new(w_view);
+            let expected = reference_gemm(&a, &w, Some(&bias), m, n, k);
+
+            let mut out32 = vec![0i32; m * n];
+            let out32_view = MatrixViewMut::contiguous(&mut out32, m, n).unwrap();
+            gemm_packed_i8_i8_i32(a_view, w_view, &packed, Some(&bias), out32_view).unwrap();
+            let mut out8 = vec![0i8; m * n];
+            let out8_view = MatrixViewMut::contiguous(&mut out8, m, n).unwrap();
+            gemm_packed_i8_i8_requant_i8(a_view, w_view, &packed, Some(&bias), &requant, out8_view).unwrap();
+            let mut out16 = vec![0i16; m * n];
+            let out16_view = MatrixViewMut::contiguous(&mut out16, m, n).unwrap();
+            gemm_packed_i8_i8_requant_i16(a_view, w_view, &packed, Some(&bias), &requant, out16_view).unwrap();
+
+            for (i, &acc) in expected.iter().enumerate() {
+                let dyadic = requant[i % n];
+                assert_eq!(i64::from(out32[i]), acc, "seed {seed}, shape ({m}, {n}, {k}), element {i}");
+                assert_eq!(out8[i], dyadic.requantize_i64_to_i8(acc), "seed {seed}, shape ({m}, {n}, {k}), element {i}");
+                assert_eq!(out16[i], dyadic.requantize_i64_to_i16(acc), "seed {seed}, shape ({m}, {n}, {k}), element {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn packed_gemm_rejects_other_shape() {
+        let a = vec![1i8; 6];
+        let w = vec![1i8; 9];
+        let a_view = MatrixView::contiguous(&a, 2, 3).unwrap();
+        let w_view = MatrixView::contiguous(&w, 3, 3).unwrap();
+        let packed = PackedWeights::new(MatrixView::contiguous(&w[..6], 2, 3).unwrap());
+        let mut out = vec![0i32; 6];
+
+        let out_view = MatrixViewMut::contiguous(&mut out, 2, 3).unwrap();
+        let result = gemm_packed_i8_i8_i32(a_view, w_view, &packed, None, out_view);
+        assert_eq!(
+            result,
+            Err(KernelError::ShapeMismatch {
+                name: "packed weights",
+                rows: 2,
+                cols: 3,
+                expected_rows: 3,
+                expected_cols: 3
+            })
+        );
     }
 
     #[test]

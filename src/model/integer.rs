@@ -18,7 +18,8 @@ use serde::{Deserialize, Serialize};
 use super::config::{PreprocessConfig, VitConfig};
 use crate::kernels::int_gemm::{
     attention_scores_i8_i32, attention_values_u16_i8_requant_i8_per_channel, gemm_i8_i8_i32,
-    gemm_i8_i8_requant_i16, gemm_i8_i8_requant_i8, KernelError, MatrixView, MatrixViewMut, TransposedValues,
+    gemm_i8_i8_requant_i16, gemm_i8_i8_requant_i8, gemm_packed_i8_i8_i32, gemm_packed_i8_i8_requant_i16,
+    gemm_packed_i8_i8_requant_i8, KernelError, MatrixView, MatrixViewMut, PackedWeights, TransposedValues,
 };
 use crate::kernels::int_elementwise::{
     requantize_i32_to_i16_per_channel, requantize_i32_to_i8_per_channel_affine,
@@ -44,6 +45,11 @@ pub struct QLinear {
     pub requant: Vec<Dyadic>,
     pub in_features: usize,
     pub out_features: usize,
+    /// `weight` in the layout of the build's GEMM kernel. Not stored in `.ivit` files:
+    /// [`QLinear::new`] and [`IntVit::pack_weights`] derive it from `weight`. Until then it
+    /// is empty and the layer runs on the unpacked kernel.
+    #[serde(skip)]
+    packed: PackedWeights,
 }
 
 /// One transformer block of the integer model.
@@ -220,6 +226,18 @@ impl IntVit {
         x
     }
 
+    /// Packs the weights of every linear layer for the GEMM kernel of the build, as
+    /// [`QLinear::new`] does; a model read from a file needs it after deserialization.
+    pub fn pack_weights(&mut self) {
+        self.patch_embed.pack();
+        for block in &mut self.blocks {
+            for layer in [&mut block.qkv, &mut block.proj, &mut block.fc1, &mut block.fc2] {
+                layer.pack();
+            }
+        }
+        self.head.pack();
+    }
+
     /// Checks every tensor length against the architecture.
     pub fn validate(&self) -> Result<(), String> {
         let c = &self.config;
@@ -259,6 +277,29 @@ impl IntVit {
 }
 
 impl QLinear {
+    /// Builds a layer from `weight` `[out_features, in_features]`, `bias` and `requant`
+    /// `[out_features]`, and packs the weights for the GEMM kernel.
+    pub fn new(weight: Vec<i8>, bias: Vec<i32>, requant: Vec<Dyadic>, in_features: usize, out_features: usize) -> Self {
+        let mut layer = QLinear { weight, bias, requant, in_features, out_features, packed: PackedWeights::default() };
+        layer.pack();
+        layer
+    }
+
+    /// Rebuilds the packed copy of `weight`. A weight length that does not match the
+    /// shape leaves the layer unpacked, and [`IntVit::validate`] rejects it.
+    fn pack(&mut self) {
+        self.packed = match MatrixView::contiguous(&self.weight, self.out_features, self.in_features) {
+            Ok(weight) => PackedWeights::new(weight),
+            Err(_) => PackedWeights::default(),
+        };
+    }
+
+    /// Returns the packed weights when they match the layer's shape.
+    fn packed(&self) -> Option<&PackedWeights> {
+        let matches = self.packed.rows() == self.out_features && self.packed.depth() == self.in_features;
+        matches.then_some(&self.packed)
+    }
+
     fn validate(&self, layer: &str, in_features: usize, out_features: usize) -> Result<(), String> {
         if self.in_features != in_features || self.out_features != out_features {
             return Err(format!(
@@ -523,7 +564,10 @@ fn linear_views<'a, O>(
 fn linear_requant_i8(layer: &QLinear, input: &[i8], output: &mut [i8]) -> Result<(), KernelError> {
     par_rows(input, layer.in_features, output, layer.out_features, |_, a, out| {
         let (a, w, out) = linear_views(layer, a, out)?;
-        gemm_i8_i8_requant_i8(a, w, Some(&layer.bias), &layer.requant, out)
+        match layer.packed() {
+            Some(packed) => gemm_packed_i8_i8_requant_i8(a, w, packed, Some(&layer.bias), &layer.requant, out),
+            None => gemm_i8_i8_requant_i8(a, w, Some(&layer.bias), &layer.requant, out),
+        }
     })
 }
 
@@ -531,7 +575,10 @@ fn linear_requant_i8(layer: &QLinear, input: &[i8], output: &mut [i8]) -> Result
 fn linear_requant_i16(layer: &QLinear, input: &[i8], output: &mut [i16]) -> Result<(), KernelError> {
     par_rows(input, layer.in_features, output, layer.out_features, |_, a, out| {
         let (a, w, out) = linear_views(layer, a, out)?;
-        gemm_i8_i8_requant_i16(a, w, Some(&layer.bias), &layer.requant, out)
+        match layer.packed() {
+            Some(packed) => gemm_packed_i8_i8_requant_i16(a, w, packed, Some(&layer.bias), &layer.requant, out),
+            None => gemm_i8_i8_requant_i16(a, w, Some(&layer.bias), &layer.requant, out),
+        }
     })
 }
 
@@ -539,15 +586,28 @@ fn linear_requant_i16(layer: &QLinear, input: &[i8], output: &mut [i16]) -> Resu
 fn linear_acc_i32(layer: &QLinear, input: &[i8], output: &mut [i32]) -> Result<(), KernelError> {
     par_rows(input, layer.in_features, output, layer.out_features, |_, a, out| {
         let (a, w, out) = linear_views(layer, a, out)?;
-        gemm_i8_i8_i32(a, w, Some(&layer.bias), out)
+        linear_gemm_i32(layer, a, w, out)
     })
+}
+
+/// Runs the int32 GEMM of `layer`, on its packed weights when it has them.
+fn linear_gemm_i32(
+    layer: &QLinear,
+    a: MatrixView<i8>,
+    w: MatrixView<i8>,
+    out: MatrixViewMut<i32>,
+) -> Result<(), KernelError> {
+    match layer.packed() {
+        Some(packed) => gemm_packed_i8_i8_i32(a, w, packed, Some(&layer.bias), out),
+        None => gemm_i8_i8_i32(a, w, Some(&layer.bias), out),
+    }
 }
 
 /// `input`: `[rows, in]` int8 -> `[rows, out]` int32, requantized per output channel to
 /// one common scale (the logits).
 fn linear_requant_i32(layer: &QLinear, input: &[i8], output: &mut [i32]) -> Result<(), KernelError> {
     let (a, w, out) = linear_views(layer, input, output)?;
-    gemm_i8_i8_i32(a, w, Some(&layer.bias), out)?;
+    linear_gemm_i32(layer, a, w, out)?;
     for (i, value) in output.iter_mut().enumerate() {
         *value = layer.requant[i % layer.out_features].requantize_i32_to_i32(*value);
     }

@@ -44,10 +44,12 @@ pub fn load_float(safetensors: &[u8], config_json: Option<&[u8]>) -> Result<(Flo
     Ok((FloatVit::new(&weights, config)?, preprocess))
 }
 
-/// Loads an integer model from `.ivit` bytes and checks that its tensors fit its
-/// architecture, so the forward pass cannot index out of bounds.
+/// Loads an integer model from `.ivit` bytes, checks that its tensors fit its
+/// architecture, so the forward pass cannot index out of bounds, and packs its weights
+/// for the GEMM kernel of the build.
 pub fn load_int(bytes: &[u8]) -> Result<integer::IntVit, format::FormatError> {
-    let model: integer::IntVit = format::decode(bytes)?;
+    let mut model: integer::IntVit = format::decode(bytes)?;
     model.validate().map_err(|reason| format::FormatError::InvalidPayload { reason })?;
+    model.pack_weights();
     Ok(model)
 }

@@ -495,7 +495,7 @@ fn quantize_linear(
         requant.push(dyadic(layer, acc_scale / out_scales[c])?);
     }
 
-    Ok(QLinear { weight: q_weight, bias: q_bias, requant, in_features, out_features })
+    Ok(QLinear::new(q_weight, q_bias, requant, in_features, out_features))
 }
 
 /// Returns the range `range^balance * largest^(1 - balance)` of a channel whose observed

@@ -8,6 +8,11 @@
 //! and sums its 4 lanes once at the end of the row. The inner dimension's last `k % 8`
 //! elements are added in scalar code.
 //!
+//! [`gemm_packed`] is the variant for weights packed at model load ([`Panels`]), stored
+//! widened to i16 in panels of [`PACKED_TILE_COLS`] columns. It widens the left operand
+//! once per call. Both operands are zero-padded to whole tiles and steps, so the inner
+//! loop does plain loads and has no scalar tail.
+//!
 //! Exactness: every lane addition wraps modulo 2^32, so the final i32 is the exact sum
 //! whenever the exact sum fits an i32, whatever the order of the additions. The callers'
 //! checks (depth, bias, probability row sums) guarantee that it fits.
@@ -237,4 +242,176 @@ fn sum_lanes_of_four(v: [v128; 4]) -> v128 {
 #[inline(always)]
 fn dot_tail<L: LeftElement>(a: &[L], w: &[i8]) -> i32 {
     a.iter().zip(w).fold(0i32, |acc, (&x, &y)| acc.wrapping_add(x.widen() * i32::from(y)))
+}
+
+/// Rows of the left operand per tile of the packed GEMM ([`gemm_packed`]).
+pub(super) const PACKED_TILE_ROWS: usize = 4;
+
+/// Columns per panel of [`Panels`], and per tile of the packed GEMM.
+pub(super) const PACKED_TILE_COLS: usize = 2;
+
+/// Bytes of [`Panels`] that one column block of the packed GEMM spans, so that the block
+/// stays in a 32 KiB L1 data cache next to the widened left rows.
+const PACKED_COLUMN_BLOCK_BYTES: usize = 16 * 1024;
+
+/// A right operand `[n, k]` widened to i16 and interleaved by panels of
+/// [`PACKED_TILE_COLS`] columns, the layout that [`gemm_packed`] reads with plain loads.
+///
+/// Vector `(panel * steps + step) * PACKED_TILE_COLS + c` contains `w[panel * PACKED_TILE_COLS + c,
+/// 8 * step..8 * step + 8]`. Columns past `n` and elements past `k` are zero, so every
+/// panel and step is whole.
+#[derive(Clone, Default)]
+pub(super) struct Panels {
+    data: Vec<v128>,
+    steps: usize,
+}
+
+impl Panels {
+    /// Packs `w` `[n, k]`.
+    pub(super) fn new(w: &MatrixView<i8>) -> Panels {
+        let steps = w.cols.div_ceil(STEP);
+        let panels = w.rows.div_ceil(PACKED_TILE_COLS);
+        let mut data = Vec::with_capacity(panels * steps * PACKED_TILE_COLS);
+        for panel in 0..panels {
+            for step in 0..steps {
+                for c in 0..PACKED_TILE_COLS {
+                    let column = panel * PACKED_TILE_COLS + c;
+                    let row = if column < w.rows { w.row(column) } else { &[] };
+                    data.push(widen_step(row, step));
+                }
+            }
+        }
+        Panels { data, steps }
+    }
+}
+
+/// Returns elements `8 * step..8 * step + 8` of `row` as i16 lanes, zero past its end.
+fn widen_step<L: LeftElement>(row: &[L], step: usize) -> v128 {
+    let mut lanes = [0i16; STEP];
+    for (lane, &value) in lanes.iter_mut().zip(row.iter().skip(step * STEP)) {
+        // i8 values, or probabilities of at most 32767 (checked by the caller).
+        *lane = value.widen() as i16;
+    }
+    i16x8(lanes[0], lanes[1], lanes[2], lanes[3], lanes[4], lanes[5], lanes[6], lanes[7])
+}
+
+/// Widens `a` `[m, k]` into tiles of [`PACKED_TILE_ROWS`] rows: vector
+/// `(tile * steps + step) * PACKED_TILE_ROWS + r` contains `a[tile * PACKED_TILE_ROWS + r,
+/// 8 * step..8 * step + 8]`, zero past the last row and past `k`.
+fn widen_left<L: LeftElement>(a: &MatrixView<L>, steps: usize) -> Vec<v128> {
+    let tiles = a.rows.div_ceil(PACKED_TILE_ROWS);
+    let mut data = Vec::with_capacity(tiles * steps * PACKED_TILE_ROWS);
+    let whole_steps = a.cols / STEP;
+    for tile in 0..tiles {
+        let rows: [&[L]; PACKED_TILE_ROWS] = core::array::from_fn(|r| {
+            let row = tile * PACKED_TILE_ROWS + r;
+            if row < a.rows { a.row(row) } else { &[] }
+        });
+        for step in 0..steps {
+            for row in rows {
+                let vector = if step < whole_steps && !row.is_empty() {
+                    // SAFETY: the row has k >= 8 * (step + 1) elements.
+                    unsafe { L::load8(row.as_ptr().add(step * STEP)) }
+                } else {
+                    widen_step(row, step)
+                };
+                data.push(vector);
+            }
+        }
+    }
+    data
+}
+
+/// Computes `a . w^T (+ bias)` from packed weights and stores output `(r, c)` through
+/// `store(c, acc)`.
+///
+/// - `a`: `[m, k]`; `w`: `[n, k]` packed with `n = out.cols` and `k = a.cols`; `bias`: `[n]`
+///   or `None`
+///
+/// The left operand is widened once per call into one temporary buffer. The caller has
+/// checked every shape.
+pub(super) fn gemm_packed<L: LeftElement, T>(
+    a: &MatrixView<L>,
+    w: &Panels,
+    bias: Option<&[i32]>,
+    out: &mut MatrixViewMut<T>,
+    store: &impl Fn(usize, i32) -> T,
+) {
+    let steps = w.steps;
+    debug_assert_eq!(steps, a.cols.div_ceil(STEP));
+    if a.rows == 0 || out.cols == 0 {
+        return;
+    }
+    let left = widen_left(a, steps);
+    let panel_len = steps * PACKED_TILE_COLS;
+    let tile_len = steps * PACKED_TILE_ROWS;
+    let panels = out.cols.div_ceil(PACKED_TILE_COLS);
+    let block_panels = (PACKED_COLUMN_BLOCK_BYTES / (panel_len * 16).max(1)).max(1);
+
+    let mut block_start = 0;
+    while block_start < panels {
+        let block_end = panels.min(block_start + block_panels);
+        for tile in 0..a.rows.div_ceil(PACKED_TILE_ROWS) {
+            let first = tile * PACKED_TILE_ROWS;
+            let a_tile = &left[tile * tile_len..][..tile_len];
+            for panel in block_start..block_end {
+                let w_panel = &w.data[panel * panel_len..][..panel_len];
+                // SAFETY: both slices hold `steps` whole steps of their tile.
+                let partial = unsafe {
+                    packed_tile::<PACKED_TILE_ROWS, PACKED_TILE_COLS>(a_tile.as_ptr(), w_panel.as_ptr(), steps)
+                };
+                store_tile(reduce_tile(partial), first, panel * PACKED_TILE_COLS, bias, out, store);
+            }
+        }
+        block_start = block_end;
+    }
+}
+
+/// Accumulates one `R x C` tile over `steps` steps from a widened left tile and a panel.
+///
+/// # Safety
+/// `a` must point to `steps * R` and `w` to `steps * C` readable vectors.
+#[inline(always)]
+unsafe fn packed_tile<const R: usize, const C: usize>(
+    a: *const v128,
+    w: *const v128,
+    steps: usize,
+) -> [[v128; C]; R] {
+    let mut acc = [[i32x4_splat(0); C]; R];
+    for step in 0..steps {
+        let a_vectors: [v128; R] = core::array::from_fn(|r| v128_load(a.add(step * R + r)));
+        for c in 0..C {
+            let w_vector = v128_load(w.add(step * C + c));
+            for r in 0..R {
+                acc[r][c] = i32x4_add(acc[r][c], i32x4_dot_i16x8(a_vectors[r], w_vector));
+            }
+        }
+    }
+    acc
+}
+
+/// Adds the bias to the dot products of the tile at `(first, column)` and stores those
+/// inside `out`.
+#[inline(always)]
+fn store_tile<T, const R: usize, const C: usize>(
+    sums: [[i32; C]; R],
+    first: usize,
+    column: usize,
+    bias: Option<&[i32]>,
+    out: &mut MatrixViewMut<T>,
+    store: &impl Fn(usize, i32) -> T,
+) {
+    let rows = R.min(out.rows - first);
+    let cols = C.min(out.cols - column);
+    for (r, row_sums) in sums.iter().enumerate().take(rows) {
+        let out_row = out.row_mut(first + r);
+        for (c, &dot) in row_sums.iter().enumerate().take(cols) {
+            // The callers bound |dot| and |bias| so that the sum fits an i32.
+            let acc = match bias {
+                Some(bias) => dot + bias[column + c],
+                None => dot,
+            };
+            out_row[column + c] = store(column + c, acc);
+        }
+    }
 }
