@@ -651,8 +651,17 @@ fn eval_counts_failures_and_goes_on() {
 
     let output = eval(Some(&model), None, &images);
     check_mixed_eval(&output, &good, &bad, &format!("seed {seed}, float path"));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON report");
+    assert!(report.get("agreement_top1").is_none(), "seed {seed}, float path: {report}");
+    assert!(report.get("logit_sqnr_db").is_none(), "seed {seed}, float path: {report}");
+
     let output = eval(Some(&model), Some(&int), &images);
     check_mixed_eval(&output, &good, &bad, &format!("seed {seed}, both paths"));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON report");
+    let agreement = report["agreement_top1"].as_f64().expect("agreement_top1 is a number");
+    assert!((0.0..=1.0).contains(&agreement), "seed {seed}, both paths: {report}");
+    let sqnr = report["logit_sqnr_db"].as_f64().expect("logit_sqnr_db is a number");
+    assert!(sqnr.is_finite(), "seed {seed}, both paths: {report}");
 
     if let Some(real) = real_model_or_skip("eval_counts_failures_and_goes_on (real model)") {
         let output = eval(Some(&real), None, &images);

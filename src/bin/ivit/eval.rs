@@ -11,6 +11,8 @@ use clap::{Args, ValueEnum};
 use ivit::labels::{imagenet_classes, top_k};
 use ivit::model::diagnostic::{ExactChoice, ExactOps};
 use ivit::model::integer::{IntVit, IntegerOps, NoTrace};
+use ivit::compare::dequantize_logits;
+use ivit::profile::ErrorStats;
 use ivit::{FloatVit, PathKind, Profiler};
 use serde::Serialize;
 
@@ -70,6 +72,11 @@ struct EvalReport {
     paths: BTreeMap<&'static str, PathReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     agreement_top1: Option<f64>,
+    /// Mean over the images of the SQNR of the dequantized integer logits against the
+    /// float logits, `10 log10(sum f^2 / sum (f - i)^2)`, in dB. Images whose two sets of
+    /// logits are equal (an infinite SQNR) are left out of the mean.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    logit_sqnr_db: Option<f64>,
 }
 
 /// Running sums for one path.
@@ -90,6 +97,26 @@ impl Tally {
     fn report(&self, images: usize) -> PathReport {
         let n = images.max(1) as f64;
         PathReport { top1: self.top1 as f64 / n, top5: self.top5 as f64 / n, ms_per_image: self.millis / n }
+    }
+}
+
+/// Running mean of the finite per-image logit SQNRs.
+#[derive(Default)]
+struct SqnrMean {
+    sum: f64,
+    count: usize,
+}
+
+impl SqnrMean {
+    fn add(&mut self, sqnr_db: f64) {
+        if sqnr_db.is_finite() {
+            self.sum += sqnr_db;
+            self.count += 1;
+        }
+    }
+
+    fn mean(&self) -> Option<f64> {
+        (self.count > 0).then(|| self.sum / self.count as f64)
     }
 }
 
@@ -121,6 +148,7 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
     let progress = dataset::progress_bar(dataset.len() as u64, "evaluating");
     let (mut float, mut int) = (Tally::default(), Tally::default());
     let mut agreements = 0;
+    let mut sqnr = SqnrMean::default();
     let mut evaluated = 0;
     let mut failures: Vec<(PathBuf, String)> = Vec::new();
 
@@ -138,16 +166,15 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
             }
         };
 
-        let float_top5 = models.float.as_ref().map(|model| {
+        let float_logits = models.float.as_ref().map(|model| {
             let start = Instant::now();
             let logits = model.forward(&prepared.tensor, &mut Profiler::disabled(PathKind::Float));
             let millis = start.elapsed().as_secs_f64() * 1e3;
-            let top5 = top_k(&logits, 5);
-            float.add(&top5, label, millis);
-            top5
+            float.add(&top_k(&logits, 5), label, millis);
+            logits
         });
 
-        let int_top5 = match models.int.as_ref() {
+        let int_logits = match models.int.as_ref() {
             Some(model) => {
                 let start = Instant::now();
                 let mut profiler = Profiler::disabled(PathKind::Int);
@@ -163,7 +190,7 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
                     Ok(logits) => {
                         let top5 = top_k(&logits, 5);
                         int.add(&top5, label, millis);
-                        Some(top5)
+                        Some((top5[0], dequantize_logits(model, &logits)))
                     }
                     Err(err) => bail!("integer forward pass failed on {}: {err}", item.path.display()),
                 }
@@ -171,8 +198,9 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
             None => None,
         };
 
-        if let (Some(f), Some(i)) = (&float_top5, &int_top5) {
-            agreements += usize::from(f[0] == i[0]);
+        if let (Some(f), Some((int_top1, i))) = (&float_logits, &int_logits) {
+            agreements += usize::from(top_k(f, 1)[0] == *int_top1);
+            sqnr.add(ErrorStats::between(f, i).sqnr_db);
         }
         evaluated += 1;
     }
@@ -196,6 +224,7 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
         excluded_calibration_images: excluded,
         paths,
         agreement_top1: (choice == PathChoice::Both).then(|| agreements as f64 / evaluated.max(1) as f64),
+        logit_sqnr_db: (choice == PathChoice::Both).then(|| sqnr.mean()).flatten(),
     };
     print_report(&report, args.json)?;
     Ok(ExitCode::SUCCESS)
@@ -239,6 +268,9 @@ fn print_report(report: &EvalReport, json: bool) -> Result<()> {
     }
     if let Some(agreement) = report.agreement_top1 {
         println!("top-1 agreement of int with float: {agreement:.4}");
+    }
+    if let Some(sqnr) = report.logit_sqnr_db {
+        println!("mean logit SQNR of int against float: {sqnr:.2} dB");
     }
     Ok(())
 }
