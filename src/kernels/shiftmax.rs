@@ -60,6 +60,7 @@
 //!   `p (1 - p) * 0.536% <= 0.00134`, plus one probability step of 2^-15.
 
 use crate::kernels::int_gemm::KernelError;
+use crate::kernels::int_rows;
 use crate::quant::dyadic::QuantError;
 
 /// Default `n` of [`ExpApproximation::Linear`]: values of the exponential below `2^-15` of
@@ -447,7 +448,7 @@ pub(crate) fn check_rows(kernel: &'static str, len: usize, row_len: usize) -> Re
 /// Shiftmax of one non-empty row with validated parameters; `exps` is scratch space of
 /// the row's length.
 fn shiftmax_row(row: &[i32], params: &ShiftmaxParams, exp: &IntExp, exps: &mut [i32], out: &mut [u16]) {
-    let max = row.iter().copied().max().unwrap_or(0);
+    let max = int_rows::max_i32(row);
 
     // Each value is below 2^31, so the i64 sum cannot overflow for rows shorter than 2^32
     // elements (16 GiB of scores).
@@ -460,18 +461,8 @@ fn shiftmax_row(row: &[i32], params: &ShiftmaxParams, exp: &IntExp, exps: &mut [
     // The row maximum contributes the exponential of 0, at least 1, so sum >= 1.
     let factor = RECIPROCAL_NUMERATOR / sum;
     let shift = RECIPROCAL_BITS - u32::from(params.probability_bits);
-    scale_probabilities(exps, factor, shift, out);
-}
-
-/// Computes `out[i] = (exps[i] * factor) >> shift`, the probabilities of one row.
-///
-/// Requires `0 <= exps[i] <= sum` and `factor = floor((2^62 - 1) / sum)`, so each
-/// product is at most 2^62 - 1, and `shift >= 47`, so each result is below 2^15.
-#[inline]
-pub(crate) fn scale_probabilities(exps: &[i32], factor: i64, shift: u32, out: &mut [u16]) {
-    for (&exp, slot) in exps.iter().zip(out.iter_mut()) {
-        *slot = ((i64::from(exp) * factor) >> shift) as u16;
-    }
+    // exp <= sum, so exp * factor <= 2^62 - 1 and each probability is below 2^b <= 2^15.
+    int_rows::scale_probabilities(exps, factor, shift, out);
 }
 
 /// Integer exponential of `x - max` after the input shift.
