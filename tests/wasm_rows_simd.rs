@@ -1,12 +1,16 @@
-//! The row loops of the integer non-linear kernels in the build (SIMD128 under `cargo
-//! xtask test`) give the same integers as their scalar twins in `int_rows::portable`,
-//! on fresh random inputs of awkward lengths. Run with
+//! The row loops of the integer non-linear kernels and the affine requantization in the
+//! build (SIMD128 under `cargo xtask test`) give the same integers as their scalar twins
+//! in `int_rows::portable` and `int_elementwise::portable`, on fresh random inputs of
+//! awkward lengths. Run with
 //! `wasm-pack test --headless --chrome -- --test 'wasm_*'`. Environment variables do
 //! not reach the browser, so each test draws a fresh seed and every failure message
 //! names it.
 #![cfg(target_arch = "wasm32")]
 
+use ivit::kernels::int_elementwise;
 use ivit::kernels::int_rows::{self, portable};
+use ivit::kernels::shiftmax::{ExpApproximation, ShiftmaxParams};
+use ivit::quant::dyadic::Dyadic;
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
@@ -77,6 +81,44 @@ fn max_matches_portable() {
 }
 
 #[wasm_bindgen_test]
+fn shiftmax_exps_match_portable() {
+    let (mut rng, seed) = Rng::fresh();
+    log_seed("shiftmax_exps_match_portable", seed);
+
+    for trial in 0..400 {
+        // Parameters anywhere in the validated ranges, for both forms of the exponential.
+        let exp_approximation = [ExpApproximation::Quadratic, ExpApproximation::Linear][trial % 2];
+        let exp_bits = 1 + rng.below(30) as u8;
+        let max_x0 = match exp_approximation {
+            ExpApproximation::Linear => i32::MAX >> exp_bits,
+            ExpApproximation::Quadratic => (1 << 30) / i32::from(exp_bits),
+        };
+        let params = ShiftmaxParams {
+            input_shift: rng.below(61) as i8 - 30,
+            x0: if trial % 5 == 0 { -max_x0 } else { -1 - rng.below(max_x0 as u64) as i32 },
+            exp_bits,
+            probability_bits: 15,
+            exp_approximation,
+        };
+        params.validate().unwrap_or_else(|err| panic!("seed {seed}, {params:?}: {err}"));
+
+        let len = LENGTHS[trial % LENGTHS.len()];
+        let row = rng.i32s(len);
+        let row_max = row.iter().copied().max().unwrap();
+        // The row maximum, as Shiftmax passes it, or a larger value now and then.
+        let max = if trial % 7 == 3 { row_max.saturating_add(rng.below(1 << 20) as i32) } else { row_max };
+
+        let mut fast = vec![0i32; len];
+        let mut reference = vec![-1i32; len];
+        let fast_sum = int_rows::shiftmax_exps(&row, max, &params, &mut fast);
+        let reference_sum = portable::shiftmax_exps(&row, max, &params, &mut reference);
+        let context = format!("seed {seed}, trial {trial}, length {len}, max {max}, {params:?}");
+        assert_eq!(fast, reference, "{context}");
+        assert_eq!(fast_sum, reference_sum, "{context}");
+    }
+}
+
+#[wasm_bindgen_test]
 fn scale_probabilities_matches_portable() {
     let (mut rng, seed) = Rng::fresh();
     log_seed("scale_probabilities_matches_portable", seed);
@@ -126,5 +168,48 @@ fn sum_and_squares_match_portable() {
     }
     for row in [vec![i16::MIN; 1024], vec![i16::MAX; 1023], vec![]] {
         assert_eq!(int_rows::sum_and_squares_i16(&row), portable::sum_and_squares_i16(&row), "length {}", row.len());
+    }
+}
+
+#[wasm_bindgen_test]
+fn affine_requantization_matches_portable() {
+    let (mut rng, seed) = Rng::fresh();
+    log_seed("affine_requantization_matches_portable", seed);
+
+    // Channel counts around the 8-lane step and the ViT-Ti MLP width; shifts on both sides
+    // of the SIMD range 32..=62 and zero points up to its limit.
+    for (trial, channels) in [1usize, 7, 8, 9, 15, 17, 768].into_iter().cycle().take(28).enumerate() {
+        let tokens = 1 + rng.below(5) as usize;
+        let acc = rng.i32s(tokens * channels);
+        let requant: Vec<Dyadic> = (0..channels)
+            .map(|_| {
+                let magnitude = (1 << 30) + rng.below(1 << 30) as i32;
+                let multiplier = if rng.below(8) == 0 { -magnitude } else { magnitude };
+                let shift = if trial % 4 == 3 { rng.below(70) as u8 } else { 32 + rng.below(31) as u8 };
+                Dyadic { multiplier, shift }
+            })
+            .collect();
+        let zero_limit = if trial % 4 == 2 { 1 << 30 } else { 1 << 29 };
+        let zero_point: Vec<i32> =
+            (0..channels).map(|_| rng.below(2 * zero_limit) as i32 - zero_limit as i32).collect();
+
+        let mut fast = vec![0i8; acc.len()];
+        let mut reference = vec![1i8; acc.len()];
+        int_elementwise::requantize_i32_to_i8_per_channel_affine(&acc, &requant, &zero_point, &mut fast).unwrap();
+        int_elementwise::portable::requantize_i32_to_i8_per_channel_affine(&acc, &requant, &zero_point, &mut reference)
+            .unwrap();
+        assert_eq!(fast, reference, "seed {seed}, trial {trial}, [{tokens}, {channels}]");
+    }
+
+    // The extremes of the product and of the zero points inside the SIMD range.
+    let requant = [Dyadic { multiplier: i32::MIN, shift: 32 }; 9];
+    let zero_point = [(1 << 29) - 1, -(1 << 29) + 1, 0, 5, -5, 127, -128, 1, -1];
+    for value in [i32::MIN, i32::MAX, 0, -1] {
+        let mut fast = [0i8; 9];
+        let mut reference = [1i8; 9];
+        int_elementwise::requantize_i32_to_i8_per_channel_affine(&[value; 9], &requant, &zero_point, &mut fast).unwrap();
+        int_elementwise::portable::requantize_i32_to_i8_per_channel_affine(&[value; 9], &requant, &zero_point, &mut reference)
+            .unwrap();
+        assert_eq!(fast, reference, "accumulator {value}");
     }
 }

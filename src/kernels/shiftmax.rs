@@ -89,7 +89,7 @@ pub(crate) const LOG2_E_Q30: i64 = 1_549_082_005;
 
 /// `c` of `2^r ~= 1/2 + (1 + r)(1/2 + c r)` with 30 fractional bits:
 /// `round(0.16988301 * 2^30)`.
-const QUADRATIC_C_Q30: i64 = 182_410_497;
+pub(crate) const QUADRATIC_C_Q30: i64 = 182_410_497;
 
 /// The approximation of `2^r` on `r` in (-1, 0] inside the integer exponential.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -303,8 +303,8 @@ fn quadratic_exp(x: i32, reciprocal: ExponentReciprocal, exp_bits: u8) -> i32 {
 /// stays monotonic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ExponentReciprocal {
-    multiplier: i64,
-    shift: u32,
+    pub(crate) multiplier: i64,
+    pub(crate) shift: u32,
 }
 
 impl ExponentReciprocal {
@@ -335,9 +335,9 @@ impl ExponentReciprocal {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct IntExp {
     x0: i32,
-    exp_bits: u8,
-    approximation: ExpApproximation,
-    reciprocal: ExponentReciprocal,
+    pub(crate) exp_bits: u8,
+    pub(crate) approximation: ExpApproximation,
+    pub(crate) reciprocal: ExponentReciprocal,
 }
 
 impl IntExp {
@@ -450,28 +450,13 @@ pub(crate) fn check_rows(kernel: &'static str, len: usize, row_len: usize) -> Re
 fn shiftmax_row(row: &[i32], params: &ShiftmaxParams, exp: &IntExp, exps: &mut [i32], out: &mut [u16]) {
     let max = int_rows::max_i32(row);
 
-    // Each value is below 2^31, so the i64 sum cannot overflow for rows shorter than 2^32
-    // elements (16 GiB of scores).
-    let mut sum = 0i64;
-    for (&x, slot) in row.iter().zip(exps.iter_mut()) {
-        *slot = row_exp(x, max, params.input_shift, exp);
-        sum += i64::from(*slot);
-    }
+    let sum = int_rows::shiftmax_exps_with(row, max, params.input_shift, exp, exps);
 
     // The row maximum contributes the exponential of 0, at least 1, so sum >= 1.
     let factor = RECIPROCAL_NUMERATOR / sum;
     let shift = RECIPROCAL_BITS - u32::from(params.probability_bits);
     // exp <= sum, so exp * factor <= 2^62 - 1 and each probability is below 2^b <= 2^15.
     int_rows::scale_probabilities(exps, factor, shift, out);
-}
-
-/// Integer exponential of `x - max` after the input shift.
-#[inline]
-fn row_exp(x: i32, max: i32, input_shift: i8, exp: &IntExp) -> i32 {
-    // x <= max, so the difference is at most 0; it saturates at i32::MIN, far below every
-    // clamp in shift_exp_i32.
-    let difference = x.saturating_sub(max);
-    exp.eval(rescale_exp_argument(difference, input_shift))
 }
 
 // Offline construction from the float scale. Nothing below runs during integer inference.
