@@ -11,6 +11,9 @@
 use crate::kernels::int_gemm::KernelError;
 use crate::quant::dyadic::{rounding_shift_right_half_up_i64, saturate_i64_to_i16, saturate_i64_to_i8, Dyadic};
 
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod simd;
+
 /// Fractional bits each operand of a residual add keeps before the final rounding.
 pub const RESIDUAL_FRACTION_BITS: u32 = 16;
 
@@ -96,23 +99,59 @@ pub fn requantize_i32_to_i8_per_channel(acc: &[i32], requant: &[Dyadic], out: &m
 /// - `acc`: `[tokens, channels]` int32
 /// - `requant`, `zero_point`: `[channels]`
 /// - `out`: `[tokens, channels]` int8
+///
+/// wasm32 builds with SIMD128 run the SIMD twin in `int_elementwise/simd.rs` when every
+/// shift lies in 32..=62 and every zero point is below 2^29 in magnitude. Other
+/// arguments take the scalar loop of [`portable::requantize_i32_to_i8_per_channel_affine`].
 pub fn requantize_i32_to_i8_per_channel_affine(
     acc: &[i32],
     requant: &[Dyadic],
     zero_point: &[i32],
     out: &mut [i8],
 ) -> Result<(), KernelError> {
+    check_affine_arguments(acc, requant, zero_point, out)?;
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    if simd::requantize_affine_rows(acc, requant, zero_point, out) {
+        return Ok(());
+    }
+    portable::requantize_affine_rows(acc, requant, zero_point, out);
+    Ok(())
+}
+
+fn check_affine_arguments(acc: &[i32], requant: &[Dyadic], zero_point: &[i32], out: &[i8]) -> Result<(), KernelError> {
     check_whole_rows("requantize input", acc.len(), requant.len())?;
     check_same_length("requantize zero points", zero_point.len(), requant.len())?;
-    check_same_length("requantize output", out.len(), acc.len())?;
+    check_same_length("requantize output", out.len(), acc.len())
+}
 
-    for (acc_row, out_row) in acc.chunks_exact(requant.len()).zip(out.chunks_exact_mut(requant.len())) {
-        for (((&value, dyadic), &zero), slot) in acc_row.iter().zip(requant).zip(zero_point).zip(out_row.iter_mut()) {
-            let shifted = i64::from(dyadic.requantize_i32_to_i32(value)) + i64::from(zero);
-            *slot = saturate_i64_to_i8(shifted);
+/// The scalar loops of the kernels that have a SIMD128 twin: the definition of the
+/// results.
+pub mod portable {
+    use super::*;
+
+    /// [`super::requantize_i32_to_i8_per_channel_affine`] with the scalar loop on every
+    /// target.
+    pub fn requantize_i32_to_i8_per_channel_affine(
+        acc: &[i32],
+        requant: &[Dyadic],
+        zero_point: &[i32],
+        out: &mut [i8],
+    ) -> Result<(), KernelError> {
+        check_affine_arguments(acc, requant, zero_point, out)?;
+        requantize_affine_rows(acc, requant, zero_point, out);
+        Ok(())
+    }
+
+    /// Runs the loop of [`requantize_i32_to_i8_per_channel_affine`] on checked arguments.
+    pub(super) fn requantize_affine_rows(acc: &[i32], requant: &[Dyadic], zero_point: &[i32], out: &mut [i8]) {
+        for (acc_row, out_row) in acc.chunks_exact(requant.len()).zip(out.chunks_exact_mut(requant.len())) {
+            let channels = acc_row.iter().zip(requant).zip(zero_point).zip(out_row.iter_mut());
+            for (((&value, dyadic), &zero), slot) in channels {
+                let shifted = i64::from(dyadic.requantize_i32_to_i32(value)) + i64::from(zero);
+                *slot = saturate_i64_to_i8(shifted);
+            }
         }
     }
-    Ok(())
 }
 
 /// Requantizes GEMM accumulators to int16 per output channel, as

@@ -32,6 +32,7 @@
 //! near-constant rows.
 
 use crate::kernels::int_gemm::KernelError;
+use crate::kernels::int_rows;
 use crate::kernels::isqrt::isqrt_u64;
 use crate::quant::dyadic::{rounding_shift_right_half_up_i64, saturate_i64_to_i8, Dyadic, QuantError};
 
@@ -123,8 +124,8 @@ pub fn layernorm_i16_i8(x: &[i16], params: &LayerNormParams, out: &mut [i8]) -> 
 /// I-LayerNorm of one row of `params.channels()` elements.
 fn layernorm_row(row: &[i16], params: &LayerNormParams, out: &mut [i8]) {
     let channels = row.len() as i64;
-    let sum: i64 = row.iter().map(|&x| i64::from(x)).sum();
-    let (std, shift) = row_std(row, sum, params.variance_offset);
+    let (sum, squares) = int_rows::sum_and_squares_i16(row);
+    let (std, shift) = row_std(centered_squares(row.len() as u64, sum, squares), params.variance_offset);
 
     // |y << shift| <= std (its square is one term of the sum under the root), so the
     // product with factor is at most 2^62 - 1 and y_norm lies in [-2^30, 2^30].
@@ -140,14 +141,22 @@ fn layernorm_row(row: &[i16], params: &LayerNormParams, out: &mut [i8]) {
     }
 }
 
-/// Returns `(max(1, floor(sqrt(var * 4^s))), s)` for `var = sum(y^2) + variance_offset`
-/// and the largest `s` with `var * 4^s < 2^62`.
-fn row_std(row: &[i16], sum: i64, variance_offset: u64) -> (i64, u32) {
-    // |y| <= C * 65535 < 2^26, so each y^2 < 2^52 and at most 1024 of them stay below
-    // 2^62; the offset is below 2^62 too.
-    let channels = row.len() as i64;
-    let squares: u64 = row.iter().map(|&x| (channels * i64::from(x) - sum).unsigned_abs().pow(2)).sum();
-    let variance = squares + variance_offset;
+/// Returns `sum(y^2)` for `y = C * x - sum(x)`, from `sum(x)` and `sum(x^2)` of a row of
+/// `C <= 1024` int16 values: `C^2 * sum(x^2) - C * sum(x)^2`, the same integer.
+///
+/// `C^2 * sum(x^2) <= 2^20 * 2^10 * 2^30 = 2^60`, and `C * sum(x)^2` is at most that
+/// (Cauchy-Schwarz), so both terms and their difference fit a u64.
+#[inline]
+fn centered_squares(channels: u64, sum: i64, squares: u64) -> u64 {
+    channels * channels * squares - channels * sum.unsigned_abs().pow(2)
+}
+
+/// Returns `(max(1, floor(sqrt(var * 4^s))), s)` for `var = centered_squares +
+/// variance_offset` and the largest `s` with `var * 4^s < 2^62`.
+fn row_std(centered_squares: u64, variance_offset: u64) -> (i64, u32) {
+    // |y| <= C * 65535 < 2^26, so each y^2 < 2^52 and the sum of at most 1024 of them
+    // stays below 2^62; the offset is below 2^62 too, so the sum fits a u64.
+    let variance = centered_squares + variance_offset;
 
     // A constant row without eps has variance 0: every y is 0 then, and the shift is 31.
     let shift = variance.leading_zeros().saturating_sub(2) / 2;
@@ -409,6 +418,25 @@ mod tests {
             output_scale: 0.5 / 127.0,
         };
         check_rows(&row, &case, "extreme row");
+    }
+
+    #[test]
+    fn centered_squares_equal_direct_sum() {
+        // The identity against sum((C x - sum)^2) on random, extreme and constant rows.
+        let (mut rng, seed) = seeded_rng();
+        let mut rows: Vec<Vec<i16>> = [1usize, 7, 192, 1024].iter().map(|&c| (0..c).map(|_| rng.gen()).collect()).collect();
+        rows.push((0..1024).map(|c| if c % 2 == 0 { i16::MIN } else { i16::MAX }).collect());
+        rows.push(vec![i16::MIN; 1024]);
+        rows.push(vec![i16::MAX; 769]);
+
+        for row in rows {
+            let channels = row.len() as i64;
+            let sum: i64 = row.iter().map(|&x| i64::from(x)).sum();
+            let direct: u64 = row.iter().map(|&x| (channels * i64::from(x) - sum).unsigned_abs().pow(2)).sum();
+            let (moment_sum, squares) = int_rows::portable::sum_and_squares_i16(&row);
+            assert_eq!(moment_sum, sum, "seed {seed}, {} channels", row.len());
+            assert_eq!(centered_squares(row.len() as u64, sum, squares), direct, "seed {seed}, {} channels", row.len());
+        }
     }
 
     #[test]

@@ -8,5 +8,6 @@ pub mod shiftmax;
 pub mod shiftgelu;
 pub mod int_layernorm;
 pub mod int_elementwise;
+pub mod int_rows;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 pub mod float_simd128;

@@ -46,6 +46,8 @@
 //!   `t = 1.702 x`, 0.0082 for the linear exponential with the tanh form. The sigmoid
 //!   argument is the larger error source of the I-ViT form.
 
+use rayon::prelude::*;
+
 use crate::kernels::int_gemm::KernelError;
 use crate::kernels::shiftmax::{
     check_exp_params, check_input_shift, exp_constants, exp_i32, exp_of_zero, rescale_exp_argument, split_exp2,
@@ -199,6 +201,70 @@ pub fn shiftgelu_i16_requant_i8(
     Ok(())
 }
 
+/// Number of int16 values, the length of a [`SigmoidTable`].
+const INT16_VALUES: usize = 1 << 16;
+
+/// The integer sigmoid of ShiftGELU for all 65536 int16 inputs of one parameter set: a
+/// cache of the outputs of the integer function that [`shiftgelu_i16_i32`] computes,
+/// built with that function, so lookups give the same bits.
+///
+/// Entry `x as u16` is the sigmoid of input `x` with scale `2^-sigmoid_bits`, at
+/// most `2^15`. The table takes 128 KiB.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SigmoidTable {
+    params: ShiftGeluParams,
+    sigmoid: Box<[u16]>,
+}
+
+impl SigmoidTable {
+    /// Evaluates the integer sigmoid of `params` on every int16 input.
+    pub fn new(params: &ShiftGeluParams) -> Result<SigmoidTable, KernelError> {
+        params.validate()?;
+        Ok(SigmoidTable::new_validated(params))
+    }
+
+    /// [`SigmoidTable::new`] for parameters that passed [`ShiftGeluParams::validate`].
+    pub(crate) fn new_validated(params: &ShiftGeluParams) -> SigmoidTable {
+        let sigmoid: Vec<u16> =
+            (0..INT16_VALUES).into_par_iter().map(|index| sigmoid_value(index as u16 as i16, params)).collect();
+        SigmoidTable { params: *params, sigmoid: sigmoid.into_boxed_slice() }
+    }
+
+    /// Returns the parameters the table was built from.
+    pub fn params(&self) -> &ShiftGeluParams {
+        &self.params
+    }
+
+    /// Returns the integer sigmoid of `x`.
+    #[inline]
+    pub fn sigmoid(&self, x: i16) -> u16 {
+        self.sigmoid[usize::from(x as u16)]
+    }
+}
+
+impl std::fmt::Debug for SigmoidTable {
+    // The 65536 entries are left out: they follow from the parameters.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigmoidTable").field("params", &self.params).finish_non_exhaustive()
+    }
+}
+
+/// Applies ShiftGELU element by element with a [`SigmoidTable`]: the same output as
+/// [`shiftgelu_i16_i32`] with the table's parameters.
+///
+/// - `x`: `[elements]` int16 with scale `S`
+/// - `out`: `[elements]` with scale `S * 2^-sigmoid_bits`; `|out| <= 2^30`
+pub fn shiftgelu_table_i16_i32(x: &[i16], table: &SigmoidTable, out: &mut [i32]) -> Result<(), KernelError> {
+    if out.len() != x.len() {
+        return Err(KernelError::LengthMismatch { name: "ShiftGELU output", len: out.len(), expected: x.len() });
+    }
+    for (&value, slot) in x.iter().zip(out.iter_mut()) {
+        // |x| <= 2^15 and the sigmoid is at most 2^15, so the product is at most 2^30.
+        *slot = i32::from(table.sigmoid(value)) * i32::from(value);
+    }
+    Ok(())
+}
+
 fn check_arguments(len: usize, params: &ShiftGeluParams, out_len: usize) -> Result<(), KernelError> {
     params.validate()?;
     if out_len != len {
@@ -211,12 +277,17 @@ fn check_arguments(len: usize, params: &ShiftGeluParams, out_len: usize) -> Resu
 /// most `2^15`, so the product is at most 2^30.
 #[inline]
 fn gelu_value(x: i16, params: &ShiftGeluParams) -> i32 {
+    i32::from(sigmoid_value(x, params)) * i32::from(x)
+}
+
+/// `sigmoid_int(t)` of the input `x` for validated parameters, at most `2^sigmoid_bits`.
+#[inline]
+fn sigmoid_value(x: i16, params: &ShiftGeluParams) -> u16 {
     let x = i32::from(x);
-    let sigmoid = match params.sigmoid_argument {
+    match params.sigmoid_argument {
         SigmoidArgument::Slope1702 => slope_sigmoid(x, params),
         SigmoidArgument::TanhCubic => tanh_cubic_sigmoid(x, params),
-    };
-    i32::from(sigmoid) * x
+    }
 }
 
 /// Returns the sigmoid of `1.702 x S` with scale `2^-sigmoid_bits`, rounded down.
@@ -541,6 +612,49 @@ mod tests {
             );
             assert!(errors.erf.0 <= bound, "seed {seed}, scale {scale}, {params:?}: x {}", errors.erf.1);
         }
+    }
+
+    #[test]
+    fn sigmoid_table_matches_direct_kernel() {
+        // Every int16 input, for every pairing of the forms at a random fc1 scale and for
+        // random parameters within the validated ranges.
+        let (mut rng, seed) = seeded_rng();
+        let x: Vec<i16> = (i16::MIN..=i16::MAX).collect();
+        let scale = rng.gen_range(4.0..30.0) / 32767.0;
+        let mut cases: Vec<ShiftGeluParams> = [ExpApproximation::Linear, ExpApproximation::Quadratic]
+            .into_iter()
+            .flat_map(|exp| {
+                [SigmoidArgument::Slope1702, SigmoidArgument::TanhCubic]
+                    .map(|argument| ShiftGeluParams::from_scale_with(scale, exp, argument).unwrap())
+            })
+            .collect();
+        cases.push(ShiftGeluParams {
+            input_shift: rng.gen_range(-15..=30),
+            x0: -rng.gen_range(1..=1 << 30),
+            exp_bits: rng.gen_range(1..=30),
+            sigmoid_bits: rng.gen_range(1..=15),
+            exp_approximation: ExpApproximation::Quadratic,
+            sigmoid_argument: SigmoidArgument::TanhCubic,
+        });
+
+        for params in cases {
+            let table = SigmoidTable::new(&params).unwrap();
+            assert_eq!(table.params(), &params);
+            let mut from_table = vec![0i32; x.len()];
+            shiftgelu_table_i16_i32(&x, &table, &mut from_table).unwrap();
+            let direct = run_gelu(&x, &params);
+            for (i, (&got, &want)) in from_table.iter().zip(&direct).enumerate() {
+                assert_eq!(got, want, "seed {seed}, {params:?}, x {}", x[i]);
+            }
+        }
+
+        let params = ShiftGeluParams::from_scale(scale).unwrap();
+        assert!(SigmoidTable::new(&ShiftGeluParams { x0: 0, ..params }).is_err());
+        let table = SigmoidTable::new(&params).unwrap();
+        assert_eq!(
+            shiftgelu_table_i16_i32(&[1, 2], &table, &mut [0; 3]),
+            Err(KernelError::LengthMismatch { name: "ShiftGELU output", len: 3, expected: 2 })
+        );
     }
 
     #[test]

@@ -17,11 +17,15 @@
 //!
 //! [`ExpApproximation::Quadratic`], the default of [`ShiftmaxParams::from_scale`], is
 //! also integer-only:
-//! - The exponent is `floor(x * round(log2 e * 2^30) / x0)`, `q` and `r` with 30
-//!   fractional bits, from one i64 product and one division. On the random rows of the
-//!   accuracy test below (three fixed seeds), 1.4375 in its place gave a largest
-//!   probability error of 0.0047 instead of 0.0007; `x * 47274 >> 15` (1.44269) gave the
-//!   same 0.0007 but costs a second rounding.
+//! - The exponent is `-x * log2 e / -x0`, `q` and `r` with 30 fractional bits, computed
+//!   as `(-x * K) >> s` with one i64 product. `K = floor(round(log2 e * 2^30) * 2^s /
+//!   -x0)` is a reciprocal of 32 bits, computed once per call from `x0`
+//!   ([`ExponentReciprocal`]); it lies at most 16 units of 2^-30 octaves below
+//!   `floor(-x * round(log2 e * 2^30) / -x0)` in the range where the exponential is not
+//!   0, a relative change of the exponential below 1.1e-8. On the random rows of the
+//!   accuracy test below (three fixed seeds), 1.4375 in place of the 30-bit log2 e gave
+//!   a largest probability error of 0.0047 instead of 0.0007. `x * 47274 >> 15`
+//!   (1.44269) gave the same 0.0007 but costs a second rounding.
 //! - `2^r ~= 1/2 + (1 + r)(1/2 + c r) = 1 + (c + 1/2) r + c r^2`. The form is exact at
 //!   r = 0 and r = -1 for every `c`, so the octaves join without a step. `c = 0.16988301`
 //!   is the minimax choice for relative error under that constraint, ±0.268%, against
@@ -56,6 +60,7 @@
 //!   `p (1 - p) * 0.536% <= 0.00134`, plus one probability step of 2^-15.
 
 use crate::kernels::int_gemm::KernelError;
+use crate::kernels::int_rows;
 use crate::quant::dyadic::QuantError;
 
 /// Default `n` of [`ExpApproximation::Linear`]: values of the exponential below `2^-15` of
@@ -84,7 +89,7 @@ pub(crate) const LOG2_E_Q30: i64 = 1_549_082_005;
 
 /// `c` of `2^r ~= 1/2 + (1 + r)(1/2 + c r)` with 30 fractional bits:
 /// `round(0.16988301 * 2^30)`.
-const QUADRATIC_C_Q30: i64 = 182_410_497;
+pub(crate) const QUADRATIC_C_Q30: i64 = 182_410_497;
 
 /// The approximation of `2^r` on `r` in (-1, 0] inside the integer exponential.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -265,20 +270,90 @@ pub fn shift_exp_i32(x: i32, x0: i32, exp_bits: u8) -> i32 {
 /// Unlike [`shift_exp_i32`], the value of 0 does not depend on `x0`, and arguments with
 /// `e^(x S) < 2^-n` (`n = exp_bits`) give 0 rather than the value of `2^-n`. Requires the
 /// ranges of `x0` and `exp_bits` that [`ShiftmaxParams::validate`] checks; positive `x`
-/// is treated as 0.
+/// is treated as 0. Computes the reciprocal of `x0` on every call; kernels that apply
+/// one `x0` to many values keep an [`IntExp`] instead.
 #[inline]
 pub fn shift_exp_quadratic_i32(x: i32, x0: i32, exp_bits: u8) -> i32 {
+    quadratic_exp(x, ExponentReciprocal::new(x0), exp_bits)
+}
+
+/// [`shift_exp_quadratic_i32`] with the reciprocal of `x0` computed beforehand.
+#[inline]
+fn quadratic_exp(x: i32, reciprocal: ExponentReciprocal, exp_bits: u8) -> i32 {
     // The clamp at -2^30 changes no result: (-x0) * n <= 2^30 puts -2^30 at n or more
     // units of -1.0, which is more than n octaves below 1, where the result is already 0.
-    let x = i64::from(x.clamp(-(1 << 30), 0));
-
-    // |x * LOG2_E_Q30| <= 2^30 * 1.45 * 2^30 < 2^61. The dividend is <= 0 and x0 < 0, so
-    // the truncating division is the floor of -x S log2 e * 2^30 >= 0.
-    let exponent = x * LOG2_E_Q30 / i64::from(x0);
+    let magnitude = -i64::from(x.clamp(-(1 << 30), 0));
+    let exponent = reciprocal.exponent(magnitude);
     let (octaves, mantissa) = split_exp2(exponent, exp_bits, ExpApproximation::Quadratic);
 
     // The mantissa is at most 2^30, and octaves <= 30.
     (mantissa >> octaves) as i32
+}
+
+/// The factor `log2 e / -x0` of the refined exponential's base-2 exponent, as a
+/// multiplier `K` of 32 bits and a shift `s`.
+///
+/// `K = floor(LOG2_E_Q30 * 2^s / -x0)` with the smallest `s` that gives `K >= 2^31`, so
+/// `K < 2^32`. For a magnitude `u = -x` in `[0, 2^30]`, [`ExponentReciprocal::exponent`]
+/// returns `e = floor(u * K / 2^s)`. With `q = u * LOG2_E_Q30 / -x0`, the exact
+/// quotient, `K >= 2^31` gives `q - q / 2^31 < u * K / 2^s <= q`, so
+/// `floor(q) - ceil(q / 2^31) <= e <= floor(q)`. Exponents of at most 30 octaves, the
+/// range where the exponential is not 0, have `q < 2^35`, so `e` lies at most 16 units
+/// of 2^-30 below `floor(q)`. `e` never decreases as `u` grows, so the exponential
+/// stays monotonic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ExponentReciprocal {
+    pub(crate) multiplier: i64,
+    pub(crate) shift: u32,
+}
+
+impl ExponentReciprocal {
+    /// Computes the reciprocal for a negative `x0`.
+    pub(crate) fn new(x0: i32) -> ExponentReciprocal {
+        // For -x0 in [2^a, 2^(a+1)), 2^30 <= LOG2_E_Q30 < 2^31 puts LOG2_E_Q30 * 2^s / -x0
+        // below 2^31 for s = a and above it for s = a + 2, so s is a + 1 or a + 2. The
+        // shifted numerator stays below 2^63: a + 2 <= 32 whenever s = a + 2 is needed,
+        // because -x0 <= 2^31 gives K = 2 * LOG2_E_Q30 >= 2^31 at s = 32 for a = 31.
+        let divisor = -i64::from(x0.min(-1));
+        let shift = 64 - divisor.leading_zeros();
+        let multiplier = (LOG2_E_Q30 << shift) / divisor;
+        if multiplier >= 1 << 31 {
+            return ExponentReciprocal { multiplier, shift };
+        }
+        ExponentReciprocal { multiplier: (LOG2_E_Q30 << (shift + 1)) / divisor, shift: shift + 1 }
+    }
+
+    /// Returns the base-2 exponent `floor(magnitude * K / 2^s)` with 30 fractional bits,
+    /// for a magnitude in `[0, 2^30]`: the product stays below 2^62.
+    #[inline]
+    pub(crate) fn exponent(self, magnitude: i64) -> i64 {
+        (magnitude * self.multiplier) >> self.shift
+    }
+}
+
+/// The integer exponential of one tensor, with the reciprocal of its `x0` computed once.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IntExp {
+    x0: i32,
+    pub(crate) exp_bits: u8,
+    pub(crate) approximation: ExpApproximation,
+    pub(crate) reciprocal: ExponentReciprocal,
+}
+
+impl IntExp {
+    /// Prepares the exponential for validated parameters.
+    pub(crate) fn new(x0: i32, exp_bits: u8, approximation: ExpApproximation) -> IntExp {
+        IntExp { x0, exp_bits, approximation, reciprocal: ExponentReciprocal::new(x0) }
+    }
+
+    /// Returns [`exp_i32`] of `x` for the parameters of [`IntExp::new`].
+    #[inline]
+    pub(crate) fn eval(&self, x: i32) -> i32 {
+        match self.approximation {
+            ExpApproximation::Linear => shift_exp_i32(x, self.x0, self.exp_bits),
+            ExpApproximation::Quadratic => quadratic_exp(x, self.reciprocal, self.exp_bits),
+        }
+    }
 }
 
 /// Computes the integer exponential of `x <= 0` with the form `approximation`; see
@@ -343,11 +418,21 @@ pub fn shiftmax_i32_u16(
         return Err(KernelError::LengthMismatch { name: "Shiftmax output", len: out.len(), expected: scores.len() });
     }
 
-    for (row, out_row) in scores.chunks_exact(row_len).zip(out.chunks_exact_mut(row_len)) {
-        shiftmax_row(row, params, out_row);
+    let exp = IntExp::new(params.x0, params.exp_bits, params.exp_approximation);
+    let rows = scores.chunks_exact(row_len).zip(out.chunks_exact_mut(row_len));
+    if row_len <= STACK_ROW_LEN {
+        let mut scratch = [0i32; STACK_ROW_LEN];
+        rows.for_each(|(row, out_row)| shiftmax_row(row, params, &exp, &mut scratch[..row_len], out_row));
+    } else {
+        let mut scratch = vec![0i32; row_len];
+        rows.for_each(|(row, out_row)| shiftmax_row(row, params, &exp, &mut scratch, out_row));
     }
     Ok(())
 }
+
+/// Maximum row length for which [`shiftmax_i32_u16`] keeps the exponentials in a stack
+/// array (4 KiB). Longer rows use one heap buffer per call.
+const STACK_ROW_LEN: usize = 1024;
 
 /// Checks that `len` is a whole number of rows of `row_len >= 1` elements.
 pub(crate) fn check_rows(kernel: &'static str, len: usize, row_len: usize) -> Result<(), KernelError> {
@@ -360,33 +445,18 @@ pub(crate) fn check_rows(kernel: &'static str, len: usize, row_len: usize) -> Re
     Ok(())
 }
 
-/// Shiftmax of one non-empty row with validated parameters.
-fn shiftmax_row(row: &[i32], params: &ShiftmaxParams, out: &mut [u16]) {
-    let max = row.iter().copied().max().unwrap_or(0);
+/// Shiftmax of one non-empty row with validated parameters; `exps` is scratch space of
+/// the row's length.
+fn shiftmax_row(row: &[i32], params: &ShiftmaxParams, exp: &IntExp, exps: &mut [i32], out: &mut [u16]) {
+    let max = int_rows::max_i32(row);
 
-    // Each value is below 2^31, so the i64 sum cannot overflow for rows shorter than 2^32
-    // elements (16 GiB of scores).
-    let sum: i64 = row.iter().map(|&x| i64::from(row_exp(x, max, params))).sum();
+    let sum = int_rows::shiftmax_exps_with(row, max, params.input_shift, exp, exps);
 
     // The row maximum contributes the exponential of 0, at least 1, so sum >= 1.
     let factor = RECIPROCAL_NUMERATOR / sum;
     let shift = RECIPROCAL_BITS - u32::from(params.probability_bits);
-
-    for (&x, slot) in row.iter().zip(out.iter_mut()) {
-        // exp <= sum, so exp * factor <= 2^62 - 1 and the result is below 2^b <= 2^15.
-        let exp = i64::from(row_exp(x, max, params));
-        *slot = ((exp * factor) >> shift) as u16;
-    }
-}
-
-/// Integer exponential of `x - max` after the input shift.
-#[inline]
-fn row_exp(x: i32, max: i32, params: &ShiftmaxParams) -> i32 {
-    // x <= max, so the difference is at most 0; it saturates at i32::MIN, far below every
-    // clamp in shift_exp_i32.
-    let difference = x.saturating_sub(max);
-    let argument = rescale_exp_argument(difference, params.input_shift);
-    exp_i32(argument, params.x0, params.exp_bits, params.exp_approximation)
+    // exp <= sum, so exp * factor <= 2^62 - 1 and each probability is below 2^b <= 2^15.
+    int_rows::scale_probabilities(exps, factor, shift, out);
 }
 
 // Offline construction from the float scale. Nothing below runs during integer inference.
@@ -714,6 +784,50 @@ pub(crate) mod tests {
         assert_eq!(shift_exp_quadratic_i32(i32::MIN, -1, 30), 0);
         assert_eq!(shift_exp_quadratic_i32(0, -(1 << 30), 1), 1 << 30);
         assert_eq!(shift_exp_quadratic_i32(-(1 << 30), -(1 << 30), 1), 0);
+    }
+
+    #[test]
+    fn exponent_reciprocal_within_bound() {
+        // The exponent from the reciprocal against the floor of the exact quotient
+        // floor(u * LOG2_E_Q30 / -x0), for random x0 over the whole validated range and
+        // magnitudes up to 31 octaves.
+        let (mut rng, seed) = seeded_rng();
+        let mut worst = 0i64;
+
+        for trial in 0..20_000 {
+            let divisor: i64 = match trial % 4 {
+                0 => rng.gen_range(1..=1 << 10),
+                1 => rng.gen_range(1 << 15..1 << 17),
+                _ => rng.gen_range(1..=1 << 30),
+            };
+            let reciprocal = ExponentReciprocal::new(-divisor as i32);
+            let context = format!("seed {seed}, divisor {divisor}: {reciprocal:?}");
+            assert!((1 << 31..1 << 32).contains(&reciprocal.multiplier), "{context}");
+            assert_eq!(reciprocal.multiplier, (LOG2_E_Q30 << reciprocal.shift) / divisor, "{context}");
+            assert!((LOG2_E_Q30 << (reciprocal.shift - 1)) / divisor < 1 << 31, "smallest shift: {context}");
+
+            let max_magnitude = ((i128::from(31 * divisor) << 30) / i128::from(LOG2_E_Q30)).clamp(1, 1 << 30) as i64;
+            for magnitude in [0, 1, max_magnitude, rng.gen_range(0..=max_magnitude), rng.gen_range(0..=1 << 30)] {
+                let exact = magnitude * LOG2_E_Q30 / divisor;
+                let got = reciprocal.exponent(magnitude);
+                let allowed = (exact + (1 << 31) - 1) >> 31;
+                let context = format!("seed {seed}, divisor {divisor}, magnitude {magnitude}: {got} vs {exact}");
+                assert!(got <= exact, "{context}");
+                assert!(exact - got <= allowed, "{context}");
+                if exact < 31 << 30 {
+                    worst = worst.max(exact - got);
+                    assert!(exact - got <= 16, "{context}");
+                }
+            }
+        }
+        eprintln!("exponent from the reciprocal: at most {worst} units of 2^-30 below the exact floor, up to 31 octaves");
+
+        // Extremes of x0, including i32::MIN, which validation rejects for the quadratic form.
+        for x0 in [-1, -2, -(1 << 30), i32::MIN] {
+            let reciprocal = ExponentReciprocal::new(x0);
+            assert!((1 << 31..1 << 32).contains(&reciprocal.multiplier), "x0 {x0}: {reciprocal:?}");
+            assert_eq!(reciprocal.exponent(0), 0, "x0 {x0}");
+        }
     }
 
     #[test]

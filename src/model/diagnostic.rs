@@ -8,7 +8,7 @@ use super::float::{FloatVit, LAYER_NORM_EPS};
 use super::integer::{IntVit, IntegerOps, NonLinearOps};
 use crate::kernels::int_gemm::KernelError;
 use crate::kernels::int_layernorm::LayerNormParams;
-use crate::kernels::shiftgelu::ShiftGeluParams;
+use crate::kernels::shiftgelu::SigmoidTable;
 use crate::kernels::shiftmax::ShiftmaxParams;
 
 /// Set of integer approximations that run as exact float operations.
@@ -94,11 +94,12 @@ impl NonLinearOps for ExactOps<'_> {
         Ok(())
     }
 
-    fn gelu(&self, block: usize, params: &ShiftGeluParams, x: &[i16], out: &mut [i32]) -> Result<(), KernelError> {
+    fn gelu(&self, block: usize, table: &SigmoidTable, x: &[i16], out: &mut [i32]) -> Result<(), KernelError> {
         if !self.choice.gelu {
-            return IntegerOps.gelu(block, params, x, out);
+            return IntegerOps.gelu(block, table, x, out);
         }
 
+        let params = table.params();
         let in_scale = self.scale(&format!("blocks.{block}.mlp.fc1"));
         let out_scale = params.output_scale(in_scale);
         for (slot, &v) in out.iter_mut().zip(x) {

@@ -12,6 +12,9 @@
 //! (nothing, or a recorder of dequantized activations). The product instantiation,
 //! [`IntVit::forward`], uses [`IntegerOps`] and [`NoTrace`]: integers only.
 
+use std::borrow::Cow;
+use std::sync::OnceLock;
+
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -26,7 +29,7 @@ use crate::kernels::int_elementwise::{
     residual_add_i16_i32_per_channel_i16,
 };
 use crate::kernels::int_layernorm::{layernorm_i16_i8, LayerNormParams};
-use crate::kernels::shiftgelu::ShiftGeluParams;
+use crate::kernels::shiftgelu::{ShiftGeluParams, SigmoidTable};
 use crate::kernels::shiftmax::ShiftmaxParams;
 use crate::profile::{LayerTimer, OpKind, Untimed};
 use crate::quant::dyadic::Dyadic;
@@ -78,6 +81,10 @@ pub struct IntBlock {
     pub fc2: QLinear,
     /// Residual stream after the attention branch -> scale after the MLP branch.
     pub skip2: Dyadic,
+    /// The ShiftGELU sigmoid of `gelu` for every int16 input, built on the first forward
+    /// pass and not stored in the `.ivit` file. [`IntBlock::gelu_table`] reads it.
+    #[serde(skip)]
+    pub gelu_table: OnceLock<SigmoidTable>,
 }
 
 /// The integer-only ViT classifier, as stored in an `.ivit` file.
@@ -112,8 +119,9 @@ pub struct IntVit {
 pub trait NonLinearOps: Sync {
     /// Softmax of each row of int32 scores into 15-bit probabilities.
     fn softmax(&self, block: usize, params: &ShiftmaxParams, scores: &[i32], row_len: usize, out: &mut [u16]) -> Result<(), KernelError>;
-    /// GELU of int16 values into int32 values at the ShiftGELU output scale.
-    fn gelu(&self, block: usize, params: &ShiftGeluParams, x: &[i16], out: &mut [i32]) -> Result<(), KernelError>;
+    /// GELU of int16 values into int32 values at the ShiftGELU output scale. `table`
+    /// contains ShiftGELU's parameters and its sigmoid for every input.
+    fn gelu(&self, block: usize, table: &SigmoidTable, x: &[i16], out: &mut [i32]) -> Result<(), KernelError>;
     /// LayerNorm of each int16 row into int8.
     fn layer_norm(&self, layer: &str, norm: &LayerNormParams, x: &[i16], out: &mut [i8]) -> Result<(), KernelError>;
 }
@@ -127,8 +135,8 @@ impl NonLinearOps for IntegerOps {
         crate::kernels::shiftmax::shiftmax_i32_u16(scores, row_len, params, out)
     }
 
-    fn gelu(&self, _: usize, params: &ShiftGeluParams, x: &[i16], out: &mut [i32]) -> Result<(), KernelError> {
-        crate::kernels::shiftgelu::shiftgelu_i16_i32(x, params, out)
+    fn gelu(&self, _: usize, table: &SigmoidTable, x: &[i16], out: &mut [i32]) -> Result<(), KernelError> {
+        crate::kernels::shiftgelu::shiftgelu_table_i16_i32(x, table, out)
     }
 
     fn layer_norm(&self, _: &str, norm: &LayerNormParams, x: &[i16], out: &mut [i8]) -> Result<(), KernelError> {
@@ -365,6 +373,17 @@ fn hwc_to_chw_centered(crop: &[u8], size: usize) -> Vec<i8> {
 }
 
 impl IntBlock {
+    /// Returns the sigmoid table of `gelu`, built on the first call. If `gelu` changed
+    /// after that, the stored table no longer matches, and this call builds a fresh one.
+    pub fn gelu_table(&self) -> Result<Cow<'_, SigmoidTable>, KernelError> {
+        self.gelu.validate()?;
+        let table = self.gelu_table.get_or_init(|| SigmoidTable::new_validated(&self.gelu));
+        if table.params() == &self.gelu {
+            return Ok(Cow::Borrowed(table));
+        }
+        Ok(Cow::Owned(SigmoidTable::new(&self.gelu)?))
+    }
+
     /// `x`: int16 residual stream `[tokens, D]`, consumed and returned updated.
     fn forward<O: NonLinearOps, P: LayerTimer, T: IntTraceSink>(
         &self,
@@ -485,13 +504,14 @@ impl IntBlock {
         trace.record_i16(&|| name("fc1"), &hidden);
 
         let activated = profiler.time(|| name("act"), OpKind::Gelu, || {
+            let table = self.gelu_table()?;
             let mut gelu = vec![0i32; tokens * m];
             let mut activated = vec![0i8; gelu.len()];
             // Element-wise, so blocks of rows spread over the threads.
             let block = GEMM_ROW_BLOCK * m;
             gelu.par_chunks_mut(block).zip(activated.par_chunks_mut(block)).zip(hidden.par_chunks(block)).try_for_each(
                 |((gelu, activated), hidden)| {
-                    ops.gelu(index, &self.gelu, hidden, gelu)?;
+                    ops.gelu(index, &table, hidden, gelu)?;
                     requantize_i32_to_i8_per_channel_affine(gelu, &self.gelu_out, &self.gelu_zero_point, activated)
                 },
             )?;

@@ -302,6 +302,7 @@ impl Quantizer<'_> {
             gelu_zero_point: act_quant.zero_points,
             fc2,
             skip2,
+            gelu_table: Default::default(),
         };
         Ok((block, residual2))
     }

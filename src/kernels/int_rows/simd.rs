@@ -1,0 +1,228 @@
+//! SIMD128 twins of the row loops in [`super::portable`]. Compiled for wasm32 with the
+//! `simd128` target feature only; every function returns the same integers as its
+//! scalar twin, which `tests/wasm_rows_simd.rs` checks in Chromium.
+
+use core::arch::wasm32::*;
+
+use crate::kernels::shiftmax::{IntExp, EXPONENT_FRACTION_BITS, QUADRATIC_C_Q30};
+
+/// Returns the largest element of a non-empty row: the twin of `iter().max()`.
+pub(super) fn max_i32(row: &[i32]) -> i32 {
+    let chunks = row.chunks_exact(4);
+    let tail = chunks.remainder();
+    let mut best = i32x4_splat(i32::MIN);
+    for chunk in chunks {
+        // SAFETY: the chunk has 4 readable i32 values.
+        let values = unsafe { v128_load(chunk.as_ptr().cast::<v128>()) };
+        best = i32x4_max(best, values);
+    }
+
+    let lanes = [
+        i32x4_extract_lane::<0>(best),
+        i32x4_extract_lane::<1>(best),
+        i32x4_extract_lane::<2>(best),
+        i32x4_extract_lane::<3>(best),
+    ];
+    lanes.into_iter().chain(tail.iter().copied()).max().unwrap_or(i32::MIN)
+}
+
+/// Computes `out[i] = (exps[i] * factor) >> shift`: the twin of Shiftmax's output pass.
+///
+/// Requires `0 <= exps[i]`, `0 <= factor`, `exps[i] * factor < 2^63` and
+/// `shift >= 47`, so each result is below 2^16. The product is formed from two exact
+/// 32 x 32 -> 64-bit products: with `factor = hi * 2^31 + lo`, `exp * factor =
+/// ((exp * hi) << 31) + exp * lo`, where each term is at most the whole product.
+pub(super) fn scale_probabilities(exps: &[i32], factor: i64, shift: u32, out: &mut [u16]) {
+    let hi = u32x4_splat((factor >> 31) as u32);
+    let lo = u32x4_splat((factor & ((1 << 31) - 1)) as u32);
+    let scale = |exp: v128| {
+        let low = i64x2_add(
+            i64x2_shl(u64x2_extmul_low_u32x4(exp, hi), 31),
+            u64x2_extmul_low_u32x4(exp, lo),
+        );
+        let high = i64x2_add(
+            i64x2_shl(u64x2_extmul_high_u32x4(exp, hi), 31),
+            u64x2_extmul_high_u32x4(exp, lo),
+        );
+        // The low 32 bits of each shifted 64-bit lane hold the whole result.
+        i32x4_shuffle::<0, 2, 4, 6>(u64x2_shr(low, shift), u64x2_shr(high, shift))
+    };
+
+    let len = exps.len().min(out.len());
+    let whole = len - len % 8;
+    for (exp_block, out_block) in exps[..whole].chunks_exact(8).zip(out[..whole].chunks_exact_mut(8)) {
+        // SAFETY: each block has 8 readable i32 and 8 writable u16 values.
+        unsafe {
+            let first = scale(v128_load(exp_block.as_ptr().cast::<v128>()));
+            let second = scale(v128_load(exp_block.as_ptr().add(4).cast::<v128>()));
+            v128_store(out_block.as_mut_ptr().cast::<v128>(), u16x8_narrow_i32x4(first, second));
+        }
+    }
+    for (&exp, slot) in exps[whole..len].iter().zip(&mut out[whole..len]) {
+        *slot = ((i64::from(exp) * factor) >> shift) as u16;
+    }
+}
+
+/// Returns `(sum(x), sum(x^2))` of an int16 row of at most 2^16 elements.
+///
+/// Each `i32x4_dot_i16x8` lane is the sum of two squares, at most 2^31, which is exact
+/// when read as a u32; the lanes are widened to u64 before they are added. The sum of
+/// the values stays below 2^31 in magnitude for rows of at most 2^16 elements.
+pub(super) fn sum_and_squares_i16(row: &[i16]) -> (i64, u64) {
+    let chunks = row.chunks_exact(8);
+    let tail = chunks.remainder();
+    let mut sum = i32x4_splat(0);
+    let mut squares_low = u64x2_splat(0);
+    let mut squares_high = u64x2_splat(0);
+    for chunk in chunks {
+        // SAFETY: the chunk has 8 readable i16 values.
+        let values = unsafe { v128_load(chunk.as_ptr().cast::<v128>()) };
+        sum = i32x4_add(sum, i32x4_extadd_pairwise_i16x8(values));
+        let pairs = i32x4_dot_i16x8(values, values);
+        squares_low = i64x2_add(squares_low, u64x2_extend_low_u32x4(pairs));
+        squares_high = i64x2_add(squares_high, u64x2_extend_high_u32x4(pairs));
+    }
+
+    let squares = i64x2_add(squares_low, squares_high);
+    let mut total = i64::from(i32x4_extract_lane::<0>(sum))
+        + i64::from(i32x4_extract_lane::<1>(sum))
+        + i64::from(i32x4_extract_lane::<2>(sum))
+        + i64::from(i32x4_extract_lane::<3>(sum));
+    let mut total_squares = u64x2_extract_lane::<0>(squares) + u64x2_extract_lane::<1>(squares);
+    for &x in tail {
+        total += i64::from(x);
+        total_squares += u64::from(x.unsigned_abs()).pow(2);
+    }
+    (total, total_squares)
+}
+
+/// Computes the quadratic exponentials of one Shiftmax row and returns their sum: the
+/// twin of [`super::portable::shiftmax_exps`] for [`ExpApproximation::Quadratic`].
+///
+/// Each step of the scalar exponential maps to lanes as follows. The 64-bit products
+/// (the exponent, `c w` and the quadratic's product) are exact `u32 x u32 -> u64`
+/// products of non-negative lanes, and every other value fits an i32 lane. The scalar
+/// right shift of the mantissa by the octave count becomes five conditional shifts, by
+/// 1, 2, 4, 8 and 16, selected by the bits of the count.
+///
+/// [`ExpApproximation::Quadratic`]: crate::kernels::shiftmax::ExpApproximation::Quadratic
+pub(super) fn quadratic_exps(row: &[i32], max: i32, input_shift: i8, exp: &IntExp, exps: &mut [i32]) -> i64 {
+    let len = row.len().min(exps.len());
+    let whole = len - len % 4;
+    let lanes = QuadraticLanes::new(max, input_shift, exp);
+
+    let mut sum = i64x2_splat(0);
+    for (x_block, exp_block) in row[..whole].chunks_exact(4).zip(exps[..whole].chunks_exact_mut(4)) {
+        // SAFETY: each block has 4 readable and 4 writable i32 values.
+        let value = unsafe { lanes.exp(v128_load(x_block.as_ptr().cast::<v128>())) };
+        unsafe { v128_store(exp_block.as_mut_ptr().cast::<v128>(), value) };
+        sum = i64x2_add(sum, i64x2_add(i64x2_extend_low_i32x4(value), i64x2_extend_high_i32x4(value)));
+    }
+
+    let mut total = i64x2_extract_lane::<0>(sum) + i64x2_extract_lane::<1>(sum);
+    for (&x, slot) in row[whole..len].iter().zip(&mut exps[whole..len]) {
+        *slot = super::portable::element_exp(x, max, input_shift, exp);
+        total += i64::from(*slot);
+    }
+    total
+}
+
+/// The constants of [`quadratic_exps`], splatted to lanes.
+struct QuadraticLanes {
+    max: v128,
+    input_shift: i8,
+    multiplier: v128,
+    reciprocal_shift: u32,
+    limit: v128,
+    c: v128,
+}
+
+/// Fractional bits of the base-2 exponent, and `1.0` and `0.5` in that fixed point.
+const FRACTION_BITS: u32 = EXPONENT_FRACTION_BITS;
+const ONE: i32 = 1 << FRACTION_BITS;
+const HALF: i32 = 1 << (FRACTION_BITS - 1);
+
+impl QuadraticLanes {
+    fn new(max: i32, input_shift: i8, exp: &IntExp) -> QuadraticLanes {
+        QuadraticLanes {
+            max: i32x4_splat(max),
+            input_shift,
+            // The multiplier lies in [2^31, 2^32), and C below 2^28.
+            multiplier: u32x4_splat(exp.reciprocal.multiplier as u32),
+            reciprocal_shift: exp.reciprocal.shift,
+            limit: i64x2_splat(i64::from(exp.exp_bits) << FRACTION_BITS),
+            c: u32x4_splat(QUADRATIC_C_Q30 as u32),
+        }
+    }
+
+    /// Returns the exponentials of 4 scores, each at most the row maximum.
+    #[inline(always)]
+    fn exp(&self, x: v128) -> v128 {
+        // x - max wraps to a value above 0 exactly when it lies below -2^31, where the
+        // scalar saturating subtraction gives i32::MIN.
+        let difference = i32x4_sub(x, self.max);
+        let difference = v128_bitselect(i32x4_splat(i32::MIN), difference, i32x4_gt(difference, i32x4_splat(0)));
+        let argument = self.rescale(difference);
+
+        // magnitude = -clamp(argument, -2^30, 0), in [0, 2^30].
+        let clamped = i32x4_min(i32x4_max(argument, i32x4_splat(-ONE)), i32x4_splat(0));
+        let magnitude = i32x4_neg(clamped);
+
+        // exponent = (magnitude * K) >> s < 2^62, in two i64x2 halves.
+        let exponent_low = u64x2_shr(u64x2_extmul_low_u32x4(magnitude, self.multiplier), self.reciprocal_shift);
+        let exponent_high = u64x2_shr(u64x2_extmul_high_u32x4(magnitude, self.multiplier), self.reciprocal_shift);
+        let beyond = narrow(i64x2_gt(exponent_low, self.limit), i64x2_gt(exponent_high, self.limit));
+        let octaves = narrow(u64x2_shr(exponent_low, FRACTION_BITS), u64x2_shr(exponent_high, FRACTION_BITS));
+        let fraction = v128_and(narrow(exponent_low, exponent_high), i32x4_splat(ONE - 1));
+
+        // mantissa = 1/2 + (1 - w)(1/2 - c w), as in split_exp2.
+        let cw = narrow(
+            u64x2_shr(u64x2_extmul_low_u32x4(fraction, self.c), FRACTION_BITS),
+            u64x2_shr(u64x2_extmul_high_u32x4(fraction, self.c), FRACTION_BITS),
+        );
+        let half_minus_cw = i32x4_sub(i32x4_splat(HALF), cw);
+        let remaining = i32x4_sub(i32x4_splat(ONE), fraction);
+        let product = narrow(
+            u64x2_shr(u64x2_extmul_low_u32x4(remaining, half_minus_cw), FRACTION_BITS),
+            u64x2_shr(u64x2_extmul_high_u32x4(remaining, half_minus_cw), FRACTION_BITS),
+        );
+        let mantissa = i32x4_add(i32x4_splat(HALF), product);
+
+        // Lanes beyond n octaves are 0, the others mantissa >> octaves with octaves <= 30.
+        v128_andnot(shift_right_by_lane(mantissa, octaves), beyond)
+    }
+
+    /// [`rescale_exp_argument`](crate::kernels::shiftmax::rescale_exp_argument) of 4
+    /// arguments at most 0.
+    #[inline(always)]
+    fn rescale(&self, x: v128) -> v128 {
+        match self.input_shift {
+            0 => x,
+            shift if shift > 0 => {
+                // Adding 2^(shift-1) <= 2^29 to a value <= 0 cannot overflow.
+                i32x4_shr(i32x4_add(x, i32x4_splat(1 << (shift - 1))), shift as u32)
+            }
+            shift => {
+                let t = u32::from(shift.unsigned_abs());
+                i32x4_shl(i32x4_max(x, i32x4_splat(-(1 << (30 - t)))), t)
+            }
+        }
+    }
+}
+
+/// Returns the low 32 bits of the four i64 lanes of `low` and `high`, in order.
+#[inline(always)]
+fn narrow(low: v128, high: v128) -> v128 {
+    i32x4_shuffle::<0, 2, 4, 6>(low, high)
+}
+
+/// Shifts each non-negative lane of `value` right by its own amount in 0..=31.
+#[inline(always)]
+fn shift_right_by_lane(value: v128, amounts: v128) -> v128 {
+    let mut value = value;
+    for bit in [1u32, 2, 4, 8, 16] {
+        let selected = i32x4_ne(v128_and(amounts, i32x4_splat(bit as i32)), i32x4_splat(0));
+        value = v128_bitselect(u32x4_shr(value, bit), value, selected);
+    }
+    value
+}
