@@ -30,9 +30,9 @@ const SHAPES: [(usize, usize, usize); 12] = [
     (197, 192, 768),
 ];
 
-/// More `(m, n, k)` for the packed GEMM: rows mod 4 of 1 to 3, columns mod 2, 3 and 4
-/// (tile widths worth trying), depths mod 8 of 1 to 7, the 16-row blocks that the model
-/// hands to each thread, and the head's 1000 classes.
+/// More `(m, n, k)` for the packed GEMM. They cover rows mod 4 of 1 to 3, columns mod 2,
+/// 3 and 4 (tile widths worth trying) and depths mod 8 of 1 to 7. They also cover the
+/// 16-row blocks that the model hands to each thread, and the head's 1000 classes.
 const PACKED_SHAPES: [(usize, usize, usize); 9] = [
     (16, 192, 192),
     (16, 192, 768),

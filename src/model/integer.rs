@@ -235,7 +235,7 @@ impl IntVit {
     }
 
     /// Packs the weights of every linear layer for the GEMM kernel of the build, as
-    /// [`QLinear::new`] does; a model read from a file needs it after deserialization.
+    /// [`QLinear::new`] does. A model read from a file needs it after deserialization.
     pub fn pack_weights(&mut self) {
         self.patch_embed.pack();
         for block in &mut self.blocks {
