@@ -184,3 +184,35 @@ fn balance_keeps_logits_equalizes_ranges() {
         }
     }
 }
+
+#[test]
+fn weight_bits_bound_every_linear_weight() {
+    let (mut rng, seed) = seeded();
+    let float = tiny_model(&mut rng);
+    let preprocess = PreprocessConfig { input_size: 32, ..PreprocessConfig::default() };
+    let mut calibration = Calibration::default();
+    calibration.observe(&float, &tensor_of(&random_crop(&mut rng), 32, &preprocess));
+
+    for bits in [7u32, 8] {
+        let options = QuantizeOptions { weight_bits: bits, ..QuantizeOptions::default() };
+        let int = quantize(&float, &preprocess, &calibration, options).expect("quantize tiny model");
+        let limit = (1i32 << (bits - 1)) - 1;
+        let mut layers = vec![("patch_embed".to_string(), &int.patch_embed), ("head".to_string(), &int.head)];
+        for (i, block) in int.blocks.iter().enumerate() {
+            for (name, layer) in [("qkv", &block.qkv), ("proj", &block.proj), ("fc1", &block.fc1), ("fc2", &block.fc2)] {
+                layers.push((format!("blocks.{i}.{name}"), layer));
+            }
+        }
+        for (name, layer) in layers {
+            let largest = layer.weight.iter().map(|&w| i32::from(w).abs()).max().unwrap_or(0);
+            // Each row's largest weight maps to the top level, so the bound is reached.
+            assert_eq!(largest, limit, "seed {seed}: {name} with {bits}-bit weights");
+        }
+    }
+
+    for bits in [1u32, 9] {
+        let options = QuantizeOptions { weight_bits: bits, ..QuantizeOptions::default() };
+        let err = quantize(&float, &preprocess, &calibration, options).expect_err("out-of-range weight bits");
+        assert!(err.to_string().contains(&format!("weight bits {bits}")), "{err}");
+    }
+}

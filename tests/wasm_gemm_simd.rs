@@ -78,6 +78,17 @@ impl Rng {
             .collect()
     }
 
+    /// 7-bit values in -64..=63; one draw in four is -64 or 63.
+    fn i7s(&mut self, len: usize) -> Vec<i8> {
+        (0..len)
+            .map(|_| match self.below(8) {
+                0 => -64,
+                1 => 63,
+                _ => (self.below(128) as i8) - 64,
+            })
+            .collect()
+    }
+
     fn bias(&mut self, n: usize) -> Vec<i32> {
         (0..n)
             .map(|_| {
@@ -250,19 +261,59 @@ fn attention_values_above_i16_match_portable() {
 fn packed_gemms_match_portable() {
     let (mut rng, seed) = Rng::fresh();
     web_sys::console::log_1(&format!("packed_gemms_match_portable: seed {seed}").into());
+    check_packed_gemms(&mut rng, seed, Rng::i8s, false);
+}
 
+#[wasm_bindgen_test]
+fn packed_gemms_with_7_bit_weights_match_portable() {
+    let (mut rng, seed) = Rng::fresh();
+    web_sys::console::log_1(&format!("packed_gemms_with_7_bit_weights_match_portable: seed {seed}").into());
+    // Relaxed-SIMD builds run these weights on the relaxed dot product.
+    check_packed_gemms(&mut rng, seed, Rng::i7s, cfg!(target_feature = "relaxed-simd"));
+}
+
+#[wasm_bindgen_test]
+fn packed_gemm_7_bit_extremes_match_exact_sums() {
+    // The products of the extremes: -128 * -64, 127 * 63, -128 * 63 and 127 * -64, over
+    // the largest depth, with the largest bias.
+    let k = int_gemm::MAX_GEMM_DEPTH;
+    let a: Vec<i8> = [-128i8, 127].iter().flat_map(|&x| vec![x; k]).collect();
+    let w: Vec<i8> = [-64i8, 63].iter().flat_map(|&x| vec![x; k]).collect();
+    let bias = [MAX_BIAS_MAGNITUDE, -MAX_BIAS_MAGNITUDE];
+    let a_view = MatrixView::contiguous(&a, 2, k).unwrap();
+    let w_view = MatrixView::contiguous(&w, 2, k).unwrap();
+    let packed = PackedWeights::new(w_view);
+    assert_eq!(packed.uses_relaxed_simd(), cfg!(target_feature = "relaxed-simd"));
+
+    let mut fast = vec![0i32; 4];
+    let out = MatrixViewMut::contiguous(&mut fast, 2, 2).unwrap();
+    int_gemm::gemm_packed_i8_i8_i32(a_view, w_view, &packed, Some(&bias), out).unwrap();
+    let k = k as i32;
+    let expected = [
+        k * 8192 + MAX_BIAS_MAGNITUDE,
+        -k * 8064 - MAX_BIAS_MAGNITUDE,
+        -k * 8128 + MAX_BIAS_MAGNITUDE,
+        k * 8001 - MAX_BIAS_MAGNITUDE,
+    ];
+    assert_eq!(fast, expected);
+}
+
+/// Compares the packed GEMMs with their portable twins on weights drawn by `weights`, and
+/// checks that the packed weights run on the relaxed dot product exactly when `relaxed`.
+fn check_packed_gemms(rng: &mut Rng, seed: u64, weights: fn(&mut Rng, usize) -> Vec<i8>, relaxed: bool) {
     for (m, n, k) in SHAPES.into_iter().chain(PACKED_SHAPES) {
         // Strided left operand and output, and weights packed once as a model load does.
         let pad = rng.below(3) as usize;
         let a_stride = k + pad;
         let a = rng.i8s(m * a_stride);
-        let w = rng.i8s(n * k);
+        let w = weights(rng, n * k);
         let bias = rng.bias(n);
         let requant = rng.requant(n);
         let a_view = MatrixView::new(&a, m, k, a_stride).unwrap();
         let w_view = MatrixView::contiguous(&w, n, k).unwrap();
         let packed = PackedWeights::new(w_view);
         let context = format!("seed {seed}, shape ({m}, {n}, {k}), row padding {pad}");
+        assert_eq!(packed.uses_relaxed_simd(), relaxed, "relaxed dot product in use, {context}");
 
         let (mut fast, stride) = strided(m, n, pad, 0i32);
         let mut reference = fast.clone();

@@ -3,20 +3,18 @@
 // benchmark requests. `cargo xtask bench-web` drives it through `window.bench`
 // (web/e2e/bench.mjs); the timing happens inside the worker.
 
+import { choosePackage, relaxedSimdAvailable, threadsAvailable } from './packages.js';
+
 let worker = null;
 let nextId = 1;
 const waiting = new Map();
 
-/** Whether this page may run the threaded package (see web/main.js). */
-function threaded() {
-  return self.crossOriginIsolated === true && typeof SharedArrayBuffer === 'function';
-}
-
-/** Starts a worker with a pool of `threads` threads; resolves to its Initialized reply. */
-function start(threads) {
+/** Starts a worker with a pool of `threads` threads on the package that web/packages.js
+ * chooses, without relaxed SIMD unless `relaxed`; resolves to its Initialized reply. */
+function start(threads, relaxed = false) {
   worker?.terminate();
   rejectAll(new Error('the worker was replaced'));
-  const packageDir = threaded() ? 'pkg-threads' : 'pkg';
+  const packageDir = choosePackage({ relaxed });
   worker = new Worker(`worker.js?pkg=${packageDir}&test-hooks=1&threads=${threads}`, { type: 'module' });
   worker.onmessage = (event) => settle(event.data);
   worker.onerror = (event) => rejectAll(new Error(`the worker failed: ${event.message}`));
@@ -75,5 +73,7 @@ function peakMacs(rounds) {
   return send({ PeakMacs: { rounds } }).then((response) => response.PeakMacs);
 }
 
-window.bench = { threaded, start, loadModel, addPhoto, timeForward, peakMacs };
+window.bench = {
+  threaded: threadsAvailable, relaxedSimd: relaxedSimdAvailable, start, loadModel, addPhoto, timeForward, peakMacs,
+};
 document.getElementById('state').textContent = 'ready';

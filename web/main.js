@@ -1,11 +1,9 @@
-// Loads the app's WebAssembly package and starts the Yew app.
-//
-// The threaded package (pkg-threads) imports a shared memory, which only a cross-origin
-// isolated page can create. Elsewhere the plain SIMD128 package (pkg) runs on one thread.
+// Loads the app's WebAssembly package (chosen by web/packages.js) and starts the Yew app.
 // The app then starts web/worker.js on the same package.
 
-const threaded = self.crossOriginIsolated === true && typeof SharedArrayBuffer === 'function';
-const packageDir = threaded ? 'pkg-threads' : 'pkg';
+import { choosePackage } from './packages.js';
+
+const packageDir = choosePackage();
 
 try {
   const wasm = await import(`./${packageDir}/ivit.js`);

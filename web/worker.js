@@ -10,7 +10,7 @@
 // usable after a trap. A trap after a failed allocation is reported as running out of
 // memory.
 
-const PACKAGE_DIRS = ['pkg', 'pkg-threads'];
+const PACKAGE_DIRS = ['pkg', 'pkg-threads', 'pkg-threads-relaxed'];
 const params = new URL(self.location.href).searchParams;
 
 const started = start();
@@ -46,7 +46,7 @@ async function start() {
 
   const wasm = await import(`./${packageDir}/ivit.js`);
   await wasm.default();
-  if (packageDir === 'pkg-threads') {
+  if (packageDir !== 'pkg') {
     // Must run before any rayon call, which would otherwise create a one-thread pool.
     await wasm.initThreadPool(poolSize());
   }

@@ -361,23 +361,44 @@ impl TransposedValues {
 /// The `gemm_packed_*` functions take the int8 weights next to their packed copy and
 /// check that the shapes agree. The caller keeps the two in step: a packed copy describes
 /// the weights at the time it was built.
+///
+/// Relaxed-SIMD builds pack weights that all lie in -64..=63 as 7-bit bytes instead
+/// (`int_gemm/simd/relaxed.rs`), 1 byte per weight, and run them on the relaxed dot
+/// product; other weights get the i16 panels.
 #[derive(Clone, Default)]
 pub struct PackedWeights {
     rows: usize,
     depth: usize,
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     panels: simd::Panels,
+    #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+    panels7: Option<simd::relaxed::Panels7>,
 }
 
 impl PackedWeights {
     /// Packs `w` `[n, k]`.
     pub fn new(w: MatrixView<i8>) -> Self {
+        #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+        if let Some(panels7) = simd::relaxed::Panels7::new(&w) {
+            return PackedWeights { rows: w.rows, depth: w.cols, panels: simd::Panels::default(), panels7: Some(panels7) };
+        }
         PackedWeights {
             rows: w.rows,
             depth: w.cols,
             #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
             panels: simd::Panels::new(&w),
+            #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+            panels7: None,
         }
+    }
+
+    /// Whether the GEMMs on these weights run on the relaxed-SIMD dot product: in
+    /// relaxed-SIMD builds, for weights that all lie in -64..=63.
+    pub fn uses_relaxed_simd(&self) -> bool {
+        #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+        return self.panels7.is_some();
+        #[cfg(not(all(target_arch = "wasm32", target_feature = "relaxed-simd")))]
+        false
     }
 
     /// Returns `n`, the output columns of the packed weights.
@@ -545,6 +566,10 @@ fn gemm_i8_i8_with<T>(
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     if kernel == Kernel::Fastest {
         match packed {
+            #[cfg(target_feature = "relaxed-simd")]
+            Some(PackedWeights { panels7: Some(panels7), .. }) => {
+                simd::relaxed::gemm_packed7(&a, panels7, bias, &mut out, &store)
+            }
             Some(packed) => simd::gemm_packed(&a, &packed.panels, bias, &mut out, &store),
             None => {
                 let right = simd::RightRows { data: w.data, rows: w.rows, row_stride: w.row_stride };

@@ -79,6 +79,11 @@ pub struct QuantizeOptions {
     /// span fewer octaves and each int8 weight row keeps more precision. The default, 0.6,
     /// gave the highest logit SQNR of 0.3, 0.4, 0.5, 0.6, 0.75 and 1 on ImageNet photos.
     pub channel_balance: f64,
+    /// Bits of the symmetric weights of the linear layers, 2..=8: the weights lie in
+    /// `-(2^(bits-1) - 1)..=2^(bits-1) - 1`. Seven bits let the relaxed-SIMD build run one
+    /// `i32x4.relaxed_dot_i8x16_i7x16_add_s` per 16 products, since `w + 64` fits 7
+    /// unsigned bits.
+    pub weight_bits: u32,
 }
 
 impl Default for QuantizeOptions {
@@ -90,6 +95,7 @@ impl Default for QuantizeOptions {
             channel_observer: Observer::Mse,
             affine_gelu: true,
             channel_balance: 0.6,
+            weight_bits: 8,
         }
     }
 }
@@ -103,6 +109,9 @@ pub enum QuantizeError {
     #[error("{layer}: {source}")]
     Quant { layer: String, source: QuantError },
 
+    #[error("weight bits {bits} is outside 2..=8; int8 weights use 8")]
+    WeightBits { bits: u32 },
+
     #[error("{layer}: {what} {value} is outside the int32 range the kernels accept; calibrate on other images or use a symmetric per-channel quantization")]
     OutOfRange { layer: String, what: &'static str, value: i64 },
 }
@@ -114,6 +123,9 @@ pub fn quantize(
     calibration: &Calibration,
     options: QuantizeOptions,
 ) -> Result<IntVit, QuantizeError> {
+    if !(2..=8).contains(&options.weight_bits) {
+        return Err(QuantizeError::WeightBits { bits: options.weight_bits });
+    }
     let mut q = Quantizer { calibration, options, scales: Vec::new(), zero_points: Vec::new() };
 
     let residual0 = q.scale("pos_embed", Width::Wide)?;
@@ -140,9 +152,10 @@ pub fn quantize(
     q.record("head", vec![logit_scale]);
 
     let calibration_note = format!(
-        "{} calibration images; {} approximations; int8 observer {}, per-channel observer {} ({}, balance {}), int16 observer {}",
+        "{} calibration images; {} approximations; {}-bit weights; int8 observer {}, per-channel observer {} ({}, balance {}), int16 observer {}",
         calibration.images(),
         options.approximations,
+        options.weight_bits,
         options.observer,
         options.channel_observer,
         if options.affine_gelu { "affine GELU output" } else { "symmetric" },
@@ -189,6 +202,11 @@ struct ChannelQuant {
 }
 
 impl Quantizer<'_> {
+    /// Largest magnitude of a quantized weight.
+    fn weight_levels(&self) -> u32 {
+        (1 << (self.options.weight_bits - 1)) - 1
+    }
+
     fn stats(&self, layer: &str) -> Result<&crate::quant::observer::TensorStats, QuantizeError> {
         self.calibration.get(layer).ok_or_else(|| QuantizeError::MissingStats { layer: layer.to_string() })
     }
@@ -405,7 +423,8 @@ impl Quantizer<'_> {
             .enumerate()
             .map(|(i, &w)| (w as f64 * input.scales[i % in_features]) as f32)
             .collect();
-        let mut linear = quantize_linear(layer, &folded, &float.bias, float.out_features, 1.0, out_scales)?;
+        let levels = self.weight_levels();
+        let mut linear = quantize_linear(layer, &folded, &float.bias, float.out_features, levels, out_scales)?;
 
         let limit = i64::from(crate::kernels::int_gemm::MAX_BIAS_MAGNITUDE);
         for (n, bias) in linear.bias.iter_mut().enumerate() {
@@ -448,7 +467,7 @@ impl Quantizer<'_> {
             }
             bias[c] = folded_bias as f32;
         }
-        quantize_linear("patch_embed", &weight, &bias, d, 1.0, &vec![out_scale; d])
+        quantize_linear("patch_embed", &weight, &bias, d, self.weight_levels(), &vec![out_scale; d])
     }
 
     /// Class token and position embedding, as int16 at the residual scale.
@@ -466,16 +485,17 @@ impl Quantizer<'_> {
     }
 }
 
-/// Symmetric per-output-channel int8 weights, int32 bias at the accumulator scale, and
+/// Symmetric per-output-channel weights in `-levels..=levels`, int32 bias at the accumulator scale, and
 /// the dyadic factor from the accumulator scale to each output scale.
 fn quantize_linear(
     layer: &str,
     weight: &[f32],
     bias: &[f32],
     out_features: usize,
-    in_scale: f64,
+    levels: u32,
     out_scales: &[f64],
 ) -> Result<QLinear, QuantizeError> {
+    let max_level = f64::from(levels);
     let in_features = weight.len() / out_features;
     let mut q_weight = vec![0i8; weight.len()];
     let mut q_bias = vec![0i32; out_features];
@@ -484,13 +504,14 @@ fn quantize_linear(
     for c in 0..out_features {
         let row = &weight[c * in_features..(c + 1) * in_features];
         let max_abs = row.iter().fold(0f32, |m, &w| m.max(w.abs())) as f64;
-        let w_scale = if max_abs > 0.0 { max_abs / INT8_LEVELS as f64 } else { 1.0 };
+        let w_scale = if max_abs > 0.0 { max_abs / max_level } else { 1.0 };
 
         for (q, &w) in q_weight[c * in_features..].iter_mut().zip(row) {
-            *q = (w as f64 / w_scale).round().clamp(-127.0, 127.0) as i8;
+            *q = (w as f64 / w_scale).round().clamp(-max_level, max_level) as i8;
         }
 
-        let acc_scale = in_scale * w_scale;
+        // The callers fold the input scales into the weights, so the input scale is 1.
+        let acc_scale = w_scale;
         let limit = crate::kernels::int_gemm::MAX_BIAS_MAGNITUDE as f64;
         q_bias[c] = (bias[c] as f64 / acc_scale).round().clamp(-limit, limit) as i32;
         requant.push(dyadic(layer, acc_scale / out_scales[c])?);

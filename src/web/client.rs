@@ -14,10 +14,12 @@ const WORKER_SCRIPT: &str = "web/worker.js";
 /// Package directory under `web/` of the build this module belongs to; the worker loads the
 /// same build as the page.
 fn package_dir() -> &'static str {
-    if super::built_with_threads() {
-        "pkg-threads"
-    } else {
+    if !super::built_with_threads() {
         "pkg"
+    } else if cfg!(target_feature = "relaxed-simd") {
+        "pkg-threads-relaxed"
+    } else {
+        "pkg-threads"
     }
 }
 

@@ -379,22 +379,30 @@ impl WorkerEngine {
         Ok(Response::ForwardTimed { micros, top5 })
     }
 
-    /// Runs the `i32x4.dot_i16x8_s` loop of [`bench::dot_loop`] on every thread of the pool
-    /// at once.
+    /// Runs the dot-product loop of the build's GEMMs ([`bench::dot_loop`], or
+    /// [`bench::relaxed_dot_loop`] in relaxed-SIMD builds) on every thread of the pool at
+    /// once.
     #[cfg(target_feature = "simd128")]
     fn peak_macs(&self, rounds: u32) -> Result<Response, String> {
         self.require_test_hooks("PeakMacs")?;
         let clock = PerformanceClock::from_global()?;
 
+        #[cfg(target_feature = "relaxed-simd")]
+        let (run, macs_per_thread, instruction) =
+            (bench::relaxed_dot_loop, bench::relaxed_dot_loop_macs(rounds), bench::RELAXED_INSTRUCTION);
+        #[cfg(not(target_feature = "relaxed-simd"))]
+        let (run, macs_per_thread, instruction) = (bench::dot_loop, bench::dot_loop_macs(rounds), bench::INSTRUCTION);
+
         let start = clock.now_us();
-        let results = rayon::broadcast(|_| std::hint::black_box(bench::dot_loop(rounds)));
+        let results = rayon::broadcast(|_| std::hint::black_box(run(rounds)));
         let micros = clock.now_us() - start;
 
         let threads = results.len();
         Ok(Response::PeakMacs {
-            macs: bench::dot_loop_macs(rounds) as f64 * threads as f64,
+            macs: macs_per_thread as f64 * threads as f64,
             micros,
             threads,
+            instruction: instruction.to_string(),
         })
     }
 

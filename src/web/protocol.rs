@@ -185,6 +185,8 @@ pub enum Response {
         micros: f64,
         /// Threads that ran the loop at once.
         threads: usize,
+        /// The dot-product instruction that the loop times.
+        instruction: String,
     },
     /// Why a request failed, in words for the page to show.
     Error { message: String },

@@ -9,7 +9,13 @@
 // gets 5 warm-up runs and one timed batch-1 forward pass per photo, from the preprocessed
 // input to the top-5 classes. The worker times each pass with performance.now(); the
 // preprocessing (decode, resize, crop) is not timed. Prints median and min ms and top-1.
-// Then the peak rate of the `i32x4.dot_i16x8_s` loop on each pool.
+// Then the peak rate of the dot-product loop of each package on each pool.
+//
+// `int` and `float` run on web/pkg-threads with the served models. `int_7bit` is the integer
+// path of the model with 7-bit weights (`ivit quantize --weight-bits 7`, made by setup) on the
+// same package, and `int_relaxed` the same model on web/pkg-threads-relaxed, the package that
+// pages load when the browser has relaxed SIMD: its GEMMs run the relaxed dot product on
+// 7-bit weights, with the same results as `int_7bit`.
 
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
@@ -25,15 +31,18 @@ const WARM_UP_RUNS = 5;
 const POOL_SIZES = [1, 2];
 const PATHS = ['int', 'float'];
 const MODELS = ['assets/models/vit_tiny_patch16_224.safetensors', 'assets/models/vit_tiny_patch16_224.ivit'];
+const MODEL_7_BIT = 'assets/models/vit_tiny_patch16_224.w7.ivit';
 
 /** Minimum wall time of one run of the dot-product loop, so the clock's resolution
  * (5 us in a cross-origin isolated page) does not matter. */
 const PEAK_MIN_MICROS = 200_000;
 const PEAK_REPEATS = 5;
 
-/** Why `int_relaxed` has no figures. */
-const RELAXED_MISSING =
-  'not available: no relaxed-SIMD build of the engine exists (build-web makes web/pkg-threads and web/pkg only)';
+/** Why `int_relaxed` has no figures when the browser lacks relaxed SIMD. */
+const RELAXED_MISSING = 'not available: this browser does not compile relaxed-SIMD instructions';
+
+/** Why `int_7bit` and `int_relaxed` have no figures when the 7-bit model is missing. */
+const MODEL_7_BIT_MISSING = `not available: ${MODEL_7_BIT} is not served; \`cargo xtask setup\` makes it`;
 
 function parseArgs(argv) {
   const options = { photos: null, json: null };
@@ -96,14 +105,15 @@ async function peakGmacs(page) {
   return { gmacs: best, threads: result.threads };
 }
 
-/** Starts a worker with `threads` threads and loads both models into it. */
-async function startWorker(page, threads) {
-  const init = await page.evaluate((n) => window.bench.start(n), threads);
+/** Starts a worker with `threads` threads, on the relaxed-SIMD package when `relaxed`,
+ * and loads `models` into it. */
+async function startWorker(page, threads, relaxed, models) {
+  const init = await page.evaluate(([n, r]) => window.bench.start(n, r), [threads, relaxed]);
   const started = init.Initialized.threads;
   if (started !== threads) {
     throw new Error(`requested ${threads} threads but the worker started ${started} (is the page cross-origin isolated?)`);
   }
-  for (const model of MODELS) {
+  for (const model of models) {
     await page.evaluate((url) => window.bench.loadModel(url), new URL(model, BASE_URL).href);
   }
 }
@@ -117,10 +127,25 @@ function formatTable(results) {
         `${row.min_ms.toFixed(1).padStart(8)} ${row.top1.toFixed(2).padStart(7)}`);
     }
   }
-  lines.push(`int_relaxed        -  ${RELAXED_MISSING}`);
+  for (const path of ['int_7bit', 'int_relaxed']) {
+    if (results[path].available === false) {
+      lines.push(`${path.padEnd(12)}       -  ${results[path].reason}`);
+      continue;
+    }
+    for (const threads of POOL_SIZES) {
+      const row = results[path][threads];
+      lines.push(`${path.padEnd(12)} ${String(threads).padStart(7)} ${row.median_ms.toFixed(1).padStart(10)} ` +
+        `${row.min_ms.toFixed(1).padStart(8)} ${row.top1.toFixed(2).padStart(7)}`);
+    }
+  }
   const all = results.peak_gmacs_all_threads;
   lines.push(`peak i32x4.dot_i16x8_s loop: ${results.peak_gmacs.toFixed(2)} GMAC/s on 1 thread; ` +
     `${all['2'].toFixed(2)} GMAC/s on 2 threads together`);
+  const relaxed = results.peak_gmacs_relaxed;
+  if (relaxed) {
+    lines.push(`peak i32x4.relaxed_dot_i8x16_i7x16_add_s loop: ${relaxed['1'].toFixed(2)} GMAC/s on 1 thread; ` +
+      `${relaxed['2'].toFixed(2)} GMAC/s on 2 threads together`);
+  }
   return lines.join('\n');
 }
 
@@ -136,7 +161,7 @@ async function main() {
     headless: true,
     args: CHROMIUM_ARGS,
   });
-  const results = { int: {}, float: {}, int_relaxed: { available: false, reason: RELAXED_MISSING } };
+  const results = { int: {}, float: {}, int_7bit: {}, int_relaxed: {} };
   try {
     const page = context.pages()[0] ?? (await context.newPage());
     await page.goto(new URL('web/bench.html', BASE_URL).href);
@@ -148,17 +173,39 @@ async function main() {
       await page.evaluate((base64) => window.bench.addPhoto(base64), photo.bytes.toString('base64'));
     }
 
+    const has7Bit = (await fetch(new URL(MODEL_7_BIT, BASE_URL), { method: 'HEAD' })).ok;
+    if (!has7Bit) {
+      results.int_7bit = { available: false, reason: MODEL_7_BIT_MISSING };
+      results.int_relaxed = { available: false, reason: MODEL_7_BIT_MISSING };
+    }
+    const relaxed = has7Bit && (await page.evaluate(() => window.bench.relaxedSimd()));
+    if (has7Bit && !relaxed) results.int_relaxed = { available: false, reason: RELAXED_MISSING };
+    const report = (name, threads, row) => console.log(`${name}, ${threads} thread(s): ` +
+      `median ${row.median_ms.toFixed(1)} ms, min ${row.min_ms.toFixed(1)} ms, top-1 ${row.top1}`);
+
     results.peak_gmacs_all_threads = {};
     for (const threads of POOL_SIZES) {
-      await startWorker(page, threads);
+      await startWorker(page, threads, false, MODELS);
       for (const path of PATHS) {
         results[path][threads] = await timePath(page, photos, path);
-        const row = results[path][threads];
-        console.log(`${path}, ${threads} thread(s): median ${row.median_ms.toFixed(1)} ms, min ${row.min_ms.toFixed(1)} ms, top-1 ${row.top1}`);
+        report(path, threads, results[path][threads]);
       }
       const peak = await peakGmacs(page);
       results.peak_gmacs_all_threads[threads] = peak.gmacs;
       if (threads === 1) results.peak_gmacs = peak.gmacs;
+
+      if (has7Bit) {
+        await page.evaluate((url) => window.bench.loadModel(url), new URL(MODEL_7_BIT, BASE_URL).href);
+        results.int_7bit[threads] = await timePath(page, photos, 'int');
+        report('int_7bit', threads, results.int_7bit[threads]);
+      }
+      if (relaxed) {
+        await startWorker(page, threads, true, [MODEL_7_BIT]);
+        results.int_relaxed[threads] = await timePath(page, photos, 'int');
+        report('int_relaxed', threads, results.int_relaxed[threads]);
+        results.peak_gmacs_relaxed ??= {};
+        results.peak_gmacs_relaxed[threads] = (await peakGmacs(page)).gmacs;
+      }
     }
     results.browser = context.browser()?.version() ?? (await page.evaluate(() => navigator.userAgent));
   } finally {

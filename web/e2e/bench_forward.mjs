@@ -1,12 +1,13 @@
 // Times the forward pass in the app's worker, in headless Chromium.
 //
 // Usage: `cargo xtask serve` in one shell, then
-//   node web/e2e/bench_forward.mjs http://127.0.0.1:8080/ [--pkg pkg-threads|pkg] [--mode float|int] [--runs N]
+//   node web/e2e/bench_forward.mjs http://127.0.0.1:8080/ [--pkg pkg-threads|pkg-threads-relaxed|pkg]
+//     [--mode float|int] [--runs N] [--model PATH]
 //
-// The worker loads the served model of the mode, classifies `assets/demo/chelsea.png`
+// The worker loads the served model of the mode (or PATH, relative to the served root), classifies `assets/demo/chelsea.png`
 // 3 times to warm up, then N times (default 20). Each time is the worker's own measure of
-// the forward pass (`performance.now()` around it, preprocessing excluded). `pkg-threads`
-// runs one rayon thread per logical core; `pkg` runs one thread. The script prints the
+// the forward pass (`performance.now()` around it, preprocessing excluded). The threaded
+// packages run one rayon thread per logical core; `pkg` runs one thread. The script prints the
 // median and minimum, and the time per op kind of the fastest run. Other load on the
 // machine slows the runs, so read the minimum next to the median.
 //
@@ -41,12 +42,13 @@ const CHROMIUM_ARGS = [
 ];
 
 function parseArgs(argv) {
-  const options = { baseUrl: null, pkg: 'pkg-threads', mode: 'float', runs: 20 };
+  const options = { baseUrl: null, pkg: 'pkg-threads', mode: 'float', runs: 20, model: null };
   for (let i = 0; i < argv.length; i++) {
     const value = argv[i + 1];
     if (argv[i] === '--pkg') options.pkg = value;
     else if (argv[i] === '--mode') options.mode = value;
     else if (argv[i] === '--runs') options.runs = Number(value);
+    else if (argv[i] === '--model') options.model = value;
     else if (!argv[i].startsWith('--') && options.baseUrl === null) {
       options.baseUrl = argv[i];
       continue;
@@ -54,7 +56,8 @@ function parseArgs(argv) {
     i++;
   }
   if (!options.baseUrl) throw new Error('missing base URL, such as http://127.0.0.1:8080/');
-  if (!['pkg-threads', 'pkg'].includes(options.pkg)) throw new Error(`invalid --pkg ${options.pkg}; expected pkg-threads or pkg`);
+  const packages = ['pkg-threads', 'pkg-threads-relaxed', 'pkg'];
+  if (!packages.includes(options.pkg)) throw new Error(`invalid --pkg ${options.pkg}; expected one of ${packages.join(', ')}`);
   if (!(options.mode in MODELS)) throw new Error(`invalid --mode ${options.mode}; expected float or int`);
   if (!(Number.isInteger(options.runs) && options.runs > 0)) throw new Error(`invalid --runs ${options.runs}; expected a positive integer`);
   return options;
@@ -105,7 +108,7 @@ try {
   const page = context.pages()[0] ?? (await context.newPage());
   await page.goto(options.baseUrl);
   const outcome = await page.evaluate(timeInWorker, [
-    options.pkg, options.mode, MODELS[options.mode], PHOTO, WARMUP_RUNS, options.runs,
+    options.pkg, options.mode, options.model ?? MODELS[options.mode], PHOTO, WARMUP_RUNS, options.runs,
   ]);
   if (outcome.error) throw new Error(`the worker failed: ${JSON.stringify(outcome.error)}`);
 

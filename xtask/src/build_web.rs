@@ -1,13 +1,18 @@
-//! `cargo xtask build-web`: the two wasm packages of the app.
+//! `cargo xtask build-web`: the three wasm packages of the app.
 //!
 //! - `web/pkg-threads/`: nightly, `-Z build-std`, atomics and a shared imported memory, the
 //!   `threads` feature (rayon on web workers through wasm-bindgen-rayon). Pages that are
 //!   cross-origin isolated load it.
 //! - `web/pkg/`: stable, SIMD128 and no threads, for pages without shared memory.
 //!
-//! The two builds differ in toolchain, standard library and flags, so they share no
-//! artifacts. The threaded one gets its own target directory (`target/wasm-threads`), so
-//! that neither build overwrites the other's artifacts and a second run rebuilds nothing.
+//! - `web/pkg-threads-relaxed/`: the threaded build with relaxed SIMD as well, whose GEMMs
+//!   run `i32x4.relaxed_dot_i8x16_i7x16_add_s` on models with 7-bit weights. Pages load it
+//!   when `WebAssembly.validate` accepts a relaxed-SIMD module.
+//!
+//! The builds differ in toolchain, standard library and flags, so they share no
+//! artifacts. Each threaded one gets its own target directory (`target/wasm-threads`,
+//! `target/wasm-threads-relaxed`), so that no build overwrites another's artifacts and a
+//! second run rebuilds nothing.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -17,7 +22,9 @@ use anyhow::{Context, Result};
 
 use crate::command::{find_on_path, log, path_with, run, stdout_of, timed};
 use crate::setup::tools_bin_dir;
-use crate::toolchain::{plain_rustflags, threaded_rustflags, NIGHTLY, WASM_OPT_FEATURES};
+use crate::toolchain::{
+    plain_rustflags, threaded_relaxed_rustflags, threaded_rustflags, NIGHTLY, WASM_OPT_FEATURES, WASM_OPT_RELAXED_SIMD,
+};
 use crate::wasm_check;
 
 /// File name stem of the generated JavaScript and wasm (`ivit.js`, `ivit_bg.wasm`).
@@ -43,6 +50,20 @@ pub struct WasmBuild {
     /// Cargo target directory, when not the workspace's `target/`.
     pub target_dir: Option<PathBuf>,
     pub threaded: bool,
+    /// Whether the module contains relaxed-SIMD instructions, which `wasm-opt` must be
+    /// told to accept.
+    pub relaxed_simd: bool,
+}
+
+impl WasmBuild {
+    /// The feature options of `wasm-opt` for this package.
+    fn wasm_opt_features(&self) -> Vec<&'static str> {
+        let mut features = WASM_OPT_FEATURES.to_vec();
+        if self.relaxed_simd {
+            features.push(WASM_OPT_RELAXED_SIMD);
+        }
+        features
+    }
 }
 
 /// Returns the threaded build, into `web/pkg-threads`.
@@ -55,6 +76,19 @@ pub fn threaded_build(repo: &Path) -> WasmBuild {
         cargo_args: vec!["--features", "threads", "-Z", "build-std=panic_abort,std"],
         target_dir: Some(repo.join("target/wasm-threads")),
         threaded: true,
+        relaxed_simd: false,
+    }
+}
+
+/// Returns the threaded build with relaxed SIMD, into `web/pkg-threads-relaxed`.
+pub fn threaded_relaxed_build(repo: &Path) -> WasmBuild {
+    WasmBuild {
+        name: "threaded-relaxed",
+        out_dir: repo.join("web/pkg-threads-relaxed"),
+        rustflags: threaded_relaxed_rustflags(),
+        target_dir: Some(repo.join("target/wasm-threads-relaxed")),
+        relaxed_simd: true,
+        ..threaded_build(repo)
     }
 }
 
@@ -68,14 +102,15 @@ pub fn plain_build(repo: &Path) -> WasmBuild {
         cargo_args: Vec::new(),
         target_dir: None,
         threaded: false,
+        relaxed_simd: false,
     }
 }
 
-/// Builds both packages, checks their memories and optimizes them with `wasm-opt` when one
+/// Builds the packages, checks their memories and optimizes them with `wasm-opt` when one
 /// is available.
 pub fn build_web(repo: &Path) -> Result<()> {
     let wasm_opt = find_wasm_opt(repo);
-    for build in [threaded_build(repo), plain_build(repo)] {
+    for build in [threaded_build(repo), threaded_relaxed_build(repo), plain_build(repo)] {
         timed(&format!("build-web: {} package", build.name), || {
             build_package(repo, &build, wasm_opt.as_deref())
         })?;
@@ -91,7 +126,7 @@ fn build_package(repo: &Path, build: &WasmBuild, wasm_opt: Option<&Path>) -> Res
     if let Some(wasm_opt) = wasm_opt {
         let cache_dir = repo.join("target/wasm-opt-cache").join(build.name);
         timed(&format!("build-web: wasm-opt of the {} package", build.name), || {
-            optimize_cached(&cache_dir, wasm_opt, &wasm)
+            optimize_cached(&cache_dir, wasm_opt, &build.wasm_opt_features(), &wasm)
         })?;
         check_memory(build, &wasm)?;
     }
@@ -157,10 +192,10 @@ fn check_memory(build: &WasmBuild, wasm: &Path) -> Result<()> {
 /// optimized module of each package is kept in `cache_dir` under a hash of its input, and
 /// an unchanged module is copied from there instead of optimized again (about 30 s each on
 /// a 2-core machine).
-fn optimize_cached(cache_dir: &Path, wasm_opt: &Path, wasm: &Path) -> Result<()> {
+fn optimize_cached(cache_dir: &Path, wasm_opt: &Path, features: &[&str], wasm: &Path) -> Result<()> {
     let unoptimized = fs::read(wasm).with_context(|| format!("could not read {}", wasm.display()))?;
     let version = stdout_of(Command::new(wasm_opt).arg("--version")).unwrap_or_default();
-    let cached = cache_dir.join(format!("{:016x}.wasm", cache_key(&unoptimized, &version)));
+    let cached = cache_dir.join(format!("{:016x}.wasm", cache_key(&unoptimized, features, &version)));
     if cached.is_file() {
         log(format_args!(
             "skip: wasm-opt, because this module was optimized before ({})",
@@ -174,7 +209,7 @@ fn optimize_cached(cache_dir: &Path, wasm_opt: &Path, wasm: &Path) -> Result<()>
     let optimized = wasm.with_extension("opt.wasm");
     run(Command::new(wasm_opt)
         .arg("-O3")
-        .args(WASM_OPT_FEATURES)
+        .args(features)
         .arg(wasm)
         .arg("-o")
         .arg(&optimized))?;
@@ -190,13 +225,13 @@ fn optimize_cached(cache_dir: &Path, wasm_opt: &Path, wasm: &Path) -> Result<()>
 
 /// Hash of a module, the optimization options and the wasm-opt version. `DefaultHasher`
 /// may change between Rust releases, which only costs one more optimization run.
-fn cache_key(unoptimized: &[u8], wasm_opt_version: &str) -> u64 {
+fn cache_key(unoptimized: &[u8], features: &[&str], wasm_opt_version: &str) -> u64 {
     use std::hash::{Hash, Hasher};
 
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     unoptimized.hash(&mut hasher);
     "-O3".hash(&mut hasher);
-    WASM_OPT_FEATURES.hash(&mut hasher);
+    features.hash(&mut hasher);
     wasm_opt_version.hash(&mut hasher);
     hasher.finish()
 }

@@ -17,6 +17,14 @@ pub const FLOAT_MODEL_FILE: &str = "vit_tiny_patch16_224.safetensors";
 /// The quantized model that `ivit quantize` makes from the float checkpoint.
 pub const INTEGER_MODEL_FILE: &str = "vit_tiny_patch16_224.ivit";
 
+/// The quantized model with 7-bit weights, which the relaxed-SIMD package runs on the
+/// relaxed dot product; `cargo xtask bench-web` times it.
+pub const INTEGER_MODEL_7_BIT_FILE: &str = "vit_tiny_patch16_224.w7.ivit";
+
+/// The integer models that setup makes, with the options of `ivit quantize` for each.
+const INTEGER_MODELS: [(&str, &[&str]); 2] =
+    [(INTEGER_MODEL_FILE, &[]), (INTEGER_MODEL_7_BIT_FILE, &["--weight-bits", "7"])];
+
 /// The checkpoint's name in the shared data directory beside the repository.
 const SHARED_FLOAT_MODEL: &str = "models/vit_tiny_patch16_224.augreg_in21k_ft_in1k.safetensors";
 
@@ -38,7 +46,7 @@ pub fn setup(repo: &Path) -> Result<()> {
         timed("setup: wasm-opt", || install_binaryen(repo))?;
         timed("setup: end-to-end test packages", || install_e2e_packages(repo))?;
         timed("setup: float model", || link_float_model(repo))?;
-        timed("setup: integer model", || make_integer_model(repo))
+        timed("setup: integer models", || make_integer_models(repo))
     })
 }
 
@@ -260,11 +268,19 @@ fn same_size(a: &Path, b: &Path) -> bool {
     }
 }
 
-/// Makes `assets/models/vit_tiny_patch16_224.ivit` with `ivit quantize` from the float
-/// checkpoint, when the CLI has that command and the file is missing or does not load.
-pub fn make_integer_model(repo: &Path) -> Result<()> {
+/// Makes each of [`INTEGER_MODELS`] under `assets/models/` with `ivit quantize` from the
+/// float checkpoint, when the CLI has that command and the file is missing or does not load.
+pub fn make_integer_models(repo: &Path) -> Result<()> {
+    for (file, options) in INTEGER_MODELS {
+        make_integer_model(repo, file, options)?;
+    }
+    Ok(())
+}
+
+/// Makes `assets/models/FILE` with `ivit quantize OPTIONS`; see [`make_integer_models`].
+fn make_integer_model(repo: &Path, file: &str, options: &[&str]) -> Result<()> {
     let models = repo.join("assets/models");
-    let (float_model, integer_model) = (models.join(FLOAT_MODEL_FILE), models.join(INTEGER_MODEL_FILE));
+    let (float_model, integer_model) = (models.join(FLOAT_MODEL_FILE), models.join(file));
     if integer_model.is_file() && integer_model_loads(repo, &float_model, &integer_model) {
         log(format_args!("skip: {} is present and loads", integer_model.display()));
         return Ok(());
@@ -298,6 +314,7 @@ pub fn make_integer_model(repo: &Path) -> Result<()> {
         .arg(&calibration)
         .arg("--out")
         .arg(&integer_model)
+        .args(options)
         .current_dir(repo))?;
 
     if !integer_model.is_file() {

@@ -14,7 +14,7 @@ use crate::command::{find_on_path, log, run};
 use crate::e2e::{run_e2e, Counts};
 use crate::server::RunningServer;
 use crate::setup::setup;
-use crate::toolchain::plain_rustflags;
+use crate::toolchain::{plain_rustflags, relaxed_rustflags};
 
 /// Outcome of one stage.
 struct Stage {
@@ -55,6 +55,7 @@ pub fn test_all(repo: &Path) -> Result<bool> {
         run_stage("wasm unit tests (wasm-pack test --headless --chrome)", || {
             run(&mut wasm_unit_test_command(repo))
         }),
+        run_stage("wasm GEMM tests with relaxed SIMD", || run(&mut wasm_relaxed_test_command(repo))),
         run_stage("build-web", || build_web(repo)),
     ];
 
@@ -105,6 +106,27 @@ fn wasm_unit_test_command(repo: &Path) -> Command {
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS", plain_rustflags());
+    command
+}
+
+/// `wasm-pack test` of `tests/wasm_gemm_simd.rs` with relaxed SIMD as well, as in the
+/// threaded relaxed-SIMD package: the relaxed GEMM kernel against the scalar one. It has its
+/// own target directory, so that it and [`wasm_unit_test_command`] do not rebuild each
+/// other's artifacts.
+fn wasm_relaxed_test_command(repo: &Path) -> Command {
+    let mut command = Command::new("wasm-pack");
+    command.args(["test", "--headless", "--chrome", "--mode", "no-install"]);
+    if let Some(chromedriver) = find_on_path("chromedriver") {
+        command.arg("--chromedriver").arg(chromedriver);
+    }
+    command
+        .arg(repo)
+        .args(["--test", "wasm_gemm_simd"])
+        .current_dir(repo)
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env("CARGO_TARGET_DIR", repo.join("target/wasm-test-relaxed"))
+        .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS", relaxed_rustflags());
     command
 }
 

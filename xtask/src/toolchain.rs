@@ -36,8 +36,23 @@ pub fn plain_rustflags() -> String {
     "-C target-feature=+simd128".to_string()
 }
 
+/// Rust flags of the relaxed-SIMD tests: SIMD128 and relaxed SIMD, no threads.
+pub fn relaxed_rustflags() -> String {
+    "-C target-feature=+simd128,+relaxed-simd".to_string()
+}
+
 /// Rust flags of the threaded build.
 pub fn threaded_rustflags() -> String {
+    threaded_rustflags_with("+atomics,+bulk-memory,+simd128")
+}
+
+/// Rust flags of the threaded build with relaxed SIMD as well.
+pub fn threaded_relaxed_rustflags() -> String {
+    threaded_rustflags_with("+atomics,+bulk-memory,+simd128,+relaxed-simd")
+}
+
+/// Rust flags of a threaded build with the target features `features`.
+fn threaded_rustflags_with(features: &str) -> String {
     let link_args = [
         "--shared-memory".to_string(),
         "--import-memory".to_string(),
@@ -48,10 +63,14 @@ pub fn threaded_rustflags() -> String {
         "--export=__tls_base".to_string(),
     ];
 
-    let mut flags = vec!["-C target-feature=+atomics,+bulk-memory,+simd128".to_string()];
+    let mut flags = vec![format!("-C target-feature={features}")];
     flags.extend(link_args.iter().map(|arg| format!("-C link-arg={arg}")));
     flags.join(" ")
 }
+
+/// The `wasm-opt` feature that the relaxed-SIMD package needs on top of
+/// [`WASM_OPT_FEATURES`].
+pub const WASM_OPT_RELAXED_SIMD: &str = "--enable-relaxed-simd";
 
 /// Features that `wasm-opt` may assume; Chromium 156 supports them all.
 pub const WASM_OPT_FEATURES: [&str; 8] = [

@@ -53,6 +53,10 @@ pub struct QuantizeArgs {
     /// more int8 precision to the weights they fold into.
     #[arg(long, default_value_t = QuantizeOptions::default().channel_balance)]
     channel_balance: f64,
+    /// Bits of the linear layers' weights, 2..=8. With 7 the relaxed-SIMD build of the
+    /// web app runs its GEMMs at one relaxed dot instruction per 16 products.
+    #[arg(long, default_value_t = QuantizeOptions::default().weight_bits)]
+    weight_bits: u32,
     /// Observer of int16 activations (residual stream, GELU input): minmax, mse or percentile:P.
     #[arg(long, default_value = "minmax")]
     wide_observer: Observer,
@@ -111,6 +115,7 @@ pub fn run(args: QuantizeArgs) -> Result<ExitCode> {
         channel_observer: args.channel_observer,
         affine_gelu: !args.symmetric_gelu,
         channel_balance: args.channel_balance,
+        weight_bits: args.weight_bits,
     };
     let mut int_model = quantize(model, &preprocess, &calibration, options).context("quantization failed")?;
     int_model.calibration_images = names;

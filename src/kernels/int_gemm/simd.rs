@@ -21,6 +21,9 @@ use core::arch::wasm32::*;
 
 use super::{MatrixView, MatrixViewMut};
 
+#[cfg(target_feature = "relaxed-simd")]
+pub(super) mod relaxed;
+
 /// Rows of the left operand per tile.
 pub(super) const TILE_ROWS: usize = 4;
 

@@ -35,13 +35,17 @@ export default [
     },
   },
   {
-    name: 'page loads the threaded package',
+    // Chromium compiles relaxed SIMD, so the page picks the threaded relaxed-SIMD package.
+    name: 'page loads the threaded relaxed-SIMD package',
     run: async (harness) => {
       await readyStatus(harness);
       const page = await harness.app();
       const wasm = await page.evaluate(() =>
         performance.getEntriesByType('resource').map((entry) => entry.name).filter((name) => name.endsWith('.wasm')));
-      assert.ok(wasm.some((name) => name.includes('/web/pkg-threads/')), `wasm files loaded: ${wasm.join(', ') || 'none'}`);
+      assert.ok(
+        wasm.some((name) => name.includes('/web/pkg-threads-relaxed/')),
+        `wasm files loaded: ${wasm.join(', ') || 'none'}`,
+      );
     },
   },
   {

@@ -1,7 +1,7 @@
-// The inference worker of the threaded package, driven directly through the message
+// The inference worker of the threaded packages, driven directly through the message
 // protocol (src/web/protocol.rs): it classifies a photo on the float path, gives the
-// integer logits of the native engine bit for bit on the native crop, and rejects a broken
-// model file with a message.
+// integer logits of the native engine bit for bit on the native crop (with and without
+// relaxed SIMD), and rejects a broken model file with a message.
 
 import assert from 'node:assert/strict';
 
@@ -9,6 +9,7 @@ import { MODELS_MISSING, modelsServed, nativeReference } from '../helpers.mjs';
 
 const FLOAT_MODEL = 'assets/models/vit_tiny_patch16_224.safetensors';
 const INT_MODEL = 'assets/models/vit_tiny_patch16_224.ivit';
+const INT_MODEL_7_BIT = 'assets/models/vit_tiny_patch16_224.w7.ivit';
 const PHOTO = 'assets/demo/chelsea.png';
 
 /** ImageNet-1k class 285, "Egyptian cat": the float path's top-1 for the photo. */
@@ -40,8 +41,8 @@ export default [
       assert.ok(float.layers.some((record) => record.layer === 'blocks.11.mlp.fc2'), 'no timing for blocks.11.mlp.fc2');
     },
   },
-  {
-    name: 'browser integer logits equal native ones bit for bit',
+  ...['pkg-threads', 'pkg-threads-relaxed'].map((pkg) => ({
+    name: `browser integer logits equal native ones bit for bit (${pkg})`,
     timeoutMs: 180_000,
     run: async (harness) => {
       if (!(await modelsServed(harness))) return { skipped: MODELS_MISSING };
@@ -53,7 +54,7 @@ export default [
         { fetch: INT_MODEL, as: 'LoadModel', field: 'bytes' },
         { bytes: native.crop, as: 'IntLogits', field: 'crop' },
         { fetch: PHOTO, as: 'Classify', field: 'image', extra: { mode: 'int' } },
-      ]);
+      ].map((request) => ({ ...request, pkg })));
       assert.ok(loaded.ModelLoaded, `LoadModel failed: ${JSON.stringify(loaded)}`);
       assert.ok(logits.IntLogits, `IntLogits failed: ${JSON.stringify(logits)}`);
 
@@ -69,6 +70,38 @@ export default [
       assert.equal(crop.length, native.crop.length);
       assert.equal(cropDiffers, -1, `crop byte ${cropDiffers} differs: browser ${crop[cropDiffers]}, native ${native.crop[cropDiffers]}`);
       assert.equal(classified.Classified.int.top[0].index, native.int_top1);
+    },
+  })),
+  {
+    // The 7-bit weights run on the relaxed dot product in pkg-threads-relaxed and on
+    // i32x4.dot_i16x8_s in pkg-threads; the logits must not differ by a bit.
+    name: 'relaxed-SIMD package gives the integer logits of pkg-threads on 7-bit weights',
+    timeoutMs: 180_000,
+    run: async (harness) => {
+      if (!(await modelsServed(harness))) return { skipped: MODELS_MISSING };
+      if ((await harness.request('HEAD', `/${INT_MODEL_7_BIT}`)).status !== 200) {
+        return { skipped: `${INT_MODEL_7_BIT} is not served; \`cargo xtask setup\` makes it` };
+      }
+      const native = nativeReference();
+      assert.ok(native, 'target/e2e/native-reference.json is missing; run the checks through `cargo xtask test`');
+
+      const page = await harness.app();
+      const logits = {};
+      for (const pkg of ['pkg-threads', 'pkg-threads-relaxed']) {
+        const [loaded, computed] = await page.evaluate(callWorker, [
+          { fetch: INT_MODEL_7_BIT, as: 'LoadModel', field: 'bytes', pkg },
+          { bytes: native.crop, as: 'IntLogits', field: 'crop', pkg },
+        ]);
+        assert.ok(loaded.ModelLoaded, `${pkg}: LoadModel failed: ${JSON.stringify(loaded)}`);
+        assert.ok(computed.IntLogits, `${pkg}: IntLogits failed: ${JSON.stringify(computed)}`);
+        logits[pkg] = computed.IntLogits.logits;
+      }
+      const [plain, relaxed] = [logits['pkg-threads'], logits['pkg-threads-relaxed']];
+      assert.equal(relaxed.length, plain.length);
+      const differing = plain.map((_, i) => i).filter((i) => plain[i] !== relaxed[i]);
+      assert.equal(differing.length, 0,
+        `${differing.length} logits differ, first at class ${differing[0]}: ` +
+        `pkg-threads ${plain[differing[0]]}, pkg-threads-relaxed ${relaxed[differing[0]]}`);
     },
   },
   {
@@ -87,10 +120,12 @@ export default [
   },
 ];
 
-/** Runs in the page: starts a worker with the test hooks, sends each request in order and
- * returns the responses. A request's byte field is fetched from `fetch` or given as `bytes`. */
+/** Runs in the page: starts a worker with the test hooks on the package of the first
+ * request's `pkg` (default pkg-threads), sends each request in order and returns the
+ * responses. A request's byte field is fetched from `fetch` or given as `bytes`. */
 async function callWorker(requests) {
-  const worker = new Worker('web/worker.js?pkg=pkg-threads&test-hooks=1', { type: 'module' });
+  const pkg = requests[0]?.pkg ?? 'pkg-threads';
+  const worker = new Worker(`web/worker.js?pkg=${pkg}&test-hooks=1`, { type: 'module' });
   const failed = new Promise((_, reject) => {
     worker.addEventListener('error', (event) => reject(new Error(`worker error: ${event.message}`)));
   });
