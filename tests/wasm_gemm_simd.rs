@@ -105,10 +105,16 @@ impl Rng {
     }
 
     /// Rows of probabilities below 2^15 each, every row summing to at most 32767 as
-    /// Shiftmax output does.
+    /// Shiftmax output does. One row in four puts all of 32767, the largest i16 lane
+    /// value, on a single token.
     fn probabilities(&mut self, rows: usize, cols: usize) -> Vec<u16> {
         let mut out = Vec::with_capacity(rows * cols);
         for _ in 0..rows {
+            if self.below(4) == 0 {
+                let peak = self.below(cols as u64) as usize;
+                out.extend((0..cols).map(|j| if j == peak { 32767 } else { 0 }));
+                continue;
+            }
             let weights: Vec<u64> = (0..cols).map(|_| self.below(1000)).collect();
             let total = weights.iter().sum::<u64>().max(1);
             out.extend(weights.iter().map(|&w| (w * 32767 / total) as u16));
@@ -204,6 +210,12 @@ fn attention_products_match_portable() {
             let out = MatrixViewMut::contiguous(&mut reference, tokens, tokens).unwrap();
             portable::attention_scores_i8_i32(view(0, head), view(1, head), out).unwrap();
             assert_eq!(fast, reference, "scores, {context}");
+
+            let packed_k = PackedWeights::new(view(1, head));
+            let mut fast = vec![0i32; tokens * tokens];
+            let out = MatrixViewMut::contiguous(&mut fast, tokens, tokens).unwrap();
+            int_gemm::attention_scores_packed_i8_i32(view(0, head), view(1, head), &packed_k, out).unwrap();
+            assert_eq!(fast, reference, "scores from packed keys, {context}");
 
             let p = rng.probabilities(tokens, tokens);
             let p_view = MatrixView::contiguous(&p, tokens, tokens).unwrap();
@@ -370,5 +382,100 @@ fn packed_gemm_rejects_other_weights() {
 
     let result =
         int_gemm::gemm_packed_i8_i8_i32(a_view, w_view, &packed, None, MatrixViewMut::contiguous(&mut out, 2, 3).unwrap());
+    assert!(matches!(result, Err(KernelError::ShapeMismatch { name: "packed weights", .. })), "{result:?}");
+}
+
+/// `(tokens, head_dim)` of the attention tests by row blocks: ViT-Ti's, tokens and head
+/// dimensions off every tile size and vector width, and single tokens or channels.
+const ATTENTION_SHAPES: [(usize, usize); 7] = [(197, 64), (17, 7), (1, 1), (23, 13), (9, 67), (33, 1), (2, 130)];
+
+/// Query rows per block, as the model hands them to each thread.
+const QUERY_ROW_BLOCK: usize = 16;
+
+#[wasm_bindgen_test]
+fn attention_row_blocks_match_portable() {
+    let (mut rng, seed) = Rng::fresh();
+    web_sys::console::log_1(&format!("attention_row_blocks_match_portable: seed {seed}").into());
+
+    for (tokens, head_dim) in ATTENTION_SHAPES {
+        // One head inside a fused qkv output with 2 heads, keys and values packed once.
+        let dim = 2 * head_dim;
+        let qkv = rng.i8s(tokens * 3 * dim);
+        let head = rng.below(2) as usize;
+        let view = |part: usize| MatrixView::new(&qkv[part * dim + head * head_dim..], tokens, head_dim, 3 * dim).unwrap();
+        let packed_k = PackedWeights::new(view(1));
+        let values = TransposedValues::new(view(2));
+        let p = rng.probabilities(tokens, tokens);
+        let requant = rng.requant(head_dim);
+        let context = format!("seed {seed}, tokens {tokens}, head_dim {head_dim}");
+
+        let mut scores = vec![0i32; tokens * tokens];
+        let mut scores_reference = scores.clone();
+        let mut out = vec![0i8; tokens * dim];
+        let mut out_reference = out.clone();
+        for first in (0..tokens).step_by(QUERY_ROW_BLOCK) {
+            let rows = QUERY_ROW_BLOCK.min(tokens - first);
+            let q = view(0).rows_range(first, first + rows).unwrap();
+            let block = &mut scores[first * tokens..][..rows * tokens];
+            int_gemm::attention_scores_packed_i8_i32(q, view(1), &packed_k, MatrixViewMut::contiguous(block, rows, tokens).unwrap())
+                .unwrap();
+            let block = &mut scores_reference[first * tokens..][..rows * tokens];
+            portable::attention_scores_packed_i8_i32(q, view(1), &packed_k, MatrixViewMut::contiguous(block, rows, tokens).unwrap())
+                .unwrap();
+
+            let p_view = MatrixView::contiguous(&p[first * tokens..][..rows * tokens], rows, tokens).unwrap();
+            let block = &mut out[first * dim + head * head_dim..];
+            let out_view = MatrixViewMut::new(block, rows, head_dim, dim).unwrap();
+            int_gemm::attention_values_u16_i8_requant_i8_per_channel(p_view, &values, &requant, out_view).unwrap();
+            let block = &mut out_reference[first * dim + head * head_dim..];
+            let out_view = MatrixViewMut::new(block, rows, head_dim, dim).unwrap();
+            portable::attention_values_u16_i8_requant_i8_per_channel(p_view, &values, &requant, out_view).unwrap();
+        }
+        assert_eq!(scores, scores_reference, "scores by row blocks, {context}");
+        assert_eq!(out, out_reference, "int8 context by row blocks, {context}");
+    }
+}
+
+#[wasm_bindgen_test]
+fn attention_extremes_match_portable() {
+    // Largest score magnitude: q and k all -128 give 64 * 2^14 = 2^20 per score. Rows of
+    // a single 32767 against values of -128 and 127 give the extremes of the context.
+    let (tokens, head_dim) = (21, 64);
+    let q = vec![-128i8; tokens * head_dim];
+    let k = vec![-128i8; tokens * head_dim];
+    let v: Vec<i8> = (0..tokens * head_dim).map(|i| if i % 3 == 0 { -128 } else { 127 }).collect();
+    let q_view = MatrixView::contiguous(&q, tokens, head_dim).unwrap();
+    let k_view = MatrixView::contiguous(&k, tokens, head_dim).unwrap();
+    let packed_k = PackedWeights::new(k_view);
+
+    let mut scores = vec![0i32; tokens * tokens];
+    let out = MatrixViewMut::contiguous(&mut scores, tokens, tokens).unwrap();
+    int_gemm::attention_scores_packed_i8_i32(q_view, k_view, &packed_k, out).unwrap();
+    assert_eq!(scores, vec![1 << 20; tokens * tokens]);
+
+    let p: Vec<u16> = (0..tokens * tokens).map(|i| if i % (tokens + 1) == 0 { 32767 } else { 0 }).collect();
+    let p_view = MatrixView::contiguous(&p, tokens, tokens).unwrap();
+    let values = TransposedValues::new(MatrixView::contiguous(&v, tokens, head_dim).unwrap());
+    let requant = vec![Dyadic { multiplier: 1 << 30, shift: 45 }; head_dim];
+    let mut fast = vec![0i8; tokens * head_dim];
+    let mut reference = fast.clone();
+    let out = MatrixViewMut::contiguous(&mut fast, tokens, head_dim).unwrap();
+    int_gemm::attention_values_u16_i8_requant_i8_per_channel(p_view, &values, &requant, out).unwrap();
+    let out = MatrixViewMut::contiguous(&mut reference, tokens, head_dim).unwrap();
+    portable::attention_values_u16_i8_requant_i8_per_channel(p_view, &values, &requant, out).unwrap();
+    assert_eq!(fast, reference);
+}
+
+#[wasm_bindgen_test]
+fn packed_scores_reject_other_keys() {
+    let q = vec![1i8; 6];
+    let k = vec![1i8; 9];
+    let q_view = MatrixView::contiguous(&q, 2, 3).unwrap();
+    let k_view = MatrixView::contiguous(&k, 3, 3).unwrap();
+    let packed_k = PackedWeights::new(MatrixView::contiguous(&k[..6], 2, 3).unwrap());
+    let mut out = vec![0i32; 6];
+
+    let out_view = MatrixViewMut::contiguous(&mut out, 2, 3).unwrap();
+    let result = int_gemm::attention_scores_packed_i8_i32(q_view, k_view, &packed_k, out_view);
     assert!(matches!(result, Err(KernelError::ShapeMismatch { name: "packed weights", .. })), "{result:?}");
 }

@@ -317,18 +317,40 @@ pub fn attention_values_u16_i8_requant_i8(
     attention_values_with(p, v, out, |_, acc| requant.requantize_i32_to_i8(acc), Kernel::Fastest)
 }
 
+/// Computes the scores of [`attention_scores_i8_i32`] with the keys `k` also given
+/// packed; `packed_k` must be [`PackedWeights::new`] of `k`. Packing one head's keys once
+/// and sharing them by every block of query rows lets the SIMD128 kernel read them with
+/// plain loads.
+///
+/// - `q`: `[tokens_q, head_dim]`
+/// - `k`: `[tokens_k, head_dim]`
+/// - `out`: `[tokens_q, tokens_k]`
+pub fn attention_scores_packed_i8_i32(
+    q: MatrixView<i8>,
+    k: MatrixView<i8>,
+    packed_k: &PackedWeights,
+    out: MatrixViewMut<i32>,
+) -> Result<(), KernelError> {
+    packed_k.check_shape(&k)?;
+    gemm_i8_i8_with(q, k, Some(packed_k), None, out, |_, acc| acc, Kernel::Fastest)
+}
+
 /// One head's values `v` `[tokens, head_dim]` stored transposed, `[head_dim, tokens]`, so
 /// that the probabilities x V product reads each output channel as one contiguous row.
-/// Built once per head and shared by every block of query rows.
-#[derive(Debug, Clone)]
+/// SIMD128 builds also keep the transposed values widened to i16 in panels (see
+/// `int_gemm/simd.rs`), the right operand of the packed kernel. Built once per head and
+/// shared by every block of query rows.
+#[derive(Clone)]
 pub struct TransposedValues {
     data: Vec<i8>,
     tokens: usize,
     head_dim: usize,
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    panels: simd::Panels,
 }
 
 impl TransposedValues {
-    /// Transposes `v` `[tokens, head_dim]`.
+    /// Transposes `v` `[tokens, head_dim]`, and packs the result in SIMD128 builds.
     pub fn new(v: MatrixView<i8>) -> Self {
         let mut data = vec![0i8; v.rows * v.cols];
         for token in 0..v.rows {
@@ -336,7 +358,15 @@ impl TransposedValues {
                 data[d * v.rows + token] = value;
             }
         }
-        Self { data, tokens: v.rows, head_dim: v.cols }
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        let panels = simd::Panels::new(&MatrixView { data: &data, rows: v.cols, cols: v.rows, row_stride: v.rows });
+        Self {
+            data,
+            tokens: v.rows,
+            head_dim: v.cols,
+            #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+            panels,
+        }
     }
 
     pub fn tokens(&self) -> usize {
@@ -353,13 +383,23 @@ impl TransposedValues {
     }
 }
 
+impl core::fmt::Debug for TransposedValues {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("TransposedValues")
+            .field("tokens", &self.tokens)
+            .field("head_dim", &self.head_dim)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The int8 weights `[n, k]` of a linear layer, prepared once for the GEMM kernels of the
-/// build. SIMD128 builds widen them to i16 and interleave them by tiles of output columns
-/// (see `int_gemm/simd.rs`), 2 bytes per weight next to the int8 copy. Other builds keep
+/// build, or one head's keys `[tokens, head_dim]`, prepared once per forward pass. SIMD128
+/// builds widen them to i16 and interleave them by tiles of output columns (see
+/// `int_gemm/simd.rs`), 2 bytes per weight next to the int8 copy. Other builds keep
 /// only the shape, because the scalar loops read the int8 weights.
 ///
-/// The `gemm_packed_*` functions take the int8 weights next to their packed copy and
-/// check that the shapes agree. The caller keeps the two in step: a packed copy describes
+/// The `gemm_packed_*` functions and [`attention_scores_packed_i8_i32`] take the int8
+/// matrix next to its packed copy and check that the shapes agree. The caller keeps the two in step: a packed copy describes
 /// the weights at the time it was built.
 ///
 /// Relaxed-SIMD builds pack weights that all lie in -64..=63 as 7-bit bytes instead
@@ -494,7 +534,7 @@ pub fn attention_values_u16_i8_requant_i8_per_channel(
 ) -> Result<(), KernelError> {
     check_length("requant", requant.len(), values.head_dim)?;
     let store = |column: usize, acc: i32| requant[column].requantize_i32_to_i8(acc);
-    transposed_values_with(p, values.view(), out, store, Kernel::Fastest)
+    transposed_values_with(p, values, out, store, Kernel::Fastest)
 }
 
 fn check_length(name: &'static str, len: usize, expected: usize) -> Result<(), KernelError> {
@@ -669,20 +709,21 @@ fn simd_attention_values<T>(
     store: impl Fn(usize, i32) -> T,
 ) -> Result<(), KernelError> {
     let values = TransposedValues::new(v);
-    transposed_values_with(p, values.view(), out, store, Kernel::Fastest)
+    transposed_values_with(p, &values, out, store, Kernel::Fastest)
 }
 
 /// Computes `out[i, d] = sum_j p[i, j] * values_t[d, j]` and stores each accumulator
-/// through `store(d, acc)`, after checking every row sum. The SIMD128 kernels read the
+/// through `store(d, acc)`, after checking every row sum. The SIMD128 kernel reads the
 /// probabilities as i16, so a matrix with a probability above 32767 (never Shiftmax
 /// output) runs through the scalar loop.
 fn transposed_values_with<T>(
     p: MatrixView<u16>,
-    values_t: MatrixView<i8>,
+    values: &TransposedValues,
     mut out: MatrixViewMut<T>,
     store: impl Fn(usize, i32) -> T,
     kernel: Kernel,
 ) -> Result<(), KernelError> {
+    let values_t = values.view();
     if values_t.cols != p.cols {
         return Err(KernelError::ShapeMismatch {
             name: "values",
@@ -700,8 +741,7 @@ fn transposed_values_with<T>(
 
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     if kernel == Kernel::Fastest && largest <= i16::MAX as u16 {
-        let right = simd::RightRows { data: values_t.data, rows: values_t.rows, row_stride: values_t.row_stride };
-        simd::gemm(&p, right, None, &mut out, &store);
+        simd::gemm_packed(&p, &values.panels, None, &mut out, &store);
         return Ok(());
     }
     let _ = (kernel, largest);
@@ -783,6 +823,17 @@ pub mod portable {
         gemm_i8_i8_with(q, k, None, None, out, |_, acc| acc, Kernel::Portable)
     }
 
+    /// [`super::attention_scores_packed_i8_i32`] on the scalar loops.
+    pub fn attention_scores_packed_i8_i32(
+        q: MatrixView<i8>,
+        k: MatrixView<i8>,
+        packed_k: &PackedWeights,
+        out: MatrixViewMut<i32>,
+    ) -> Result<(), KernelError> {
+        packed_k.check_shape(&k)?;
+        gemm_i8_i8_with(q, k, Some(packed_k), None, out, |_, acc| acc, Kernel::Portable)
+    }
+
     /// [`super::attention_values_u16_i8_i32`] on the scalar loops.
     pub fn attention_values_u16_i8_i32(
         p: MatrixView<u16>,
@@ -801,7 +852,7 @@ pub mod portable {
     ) -> Result<(), KernelError> {
         check_length("requant", requant.len(), values.head_dim)?;
         let store = |column: usize, acc: i32| requant[column].requantize_i32_to_i8(acc);
-        transposed_values_with(p, values.view(), out, store, Kernel::Portable)
+        transposed_values_with(p, values, out, store, Kernel::Portable)
     }
 
     /// [`super::attention_values_u16_i8_requant_i8`] on the scalar loops.
@@ -1063,6 +1114,10 @@ mod tests {
 
                 let mut scores = vec![0i32; tokens * tokens];
                 attention_scores_i8_i32(q, k, MatrixViewMut::contiguous(&mut scores, tokens, tokens).unwrap()).unwrap();
+                let mut packed_scores = vec![0i32; tokens * tokens];
+                let out = MatrixViewMut::contiguous(&mut packed_scores, tokens, tokens).unwrap();
+                attention_scores_packed_i8_i32(q, k, &PackedWeights::new(k), out).unwrap();
+                assert_eq!(packed_scores, scores, "seed {seed}, head {head}, scores from packed keys");
 
                 let probabilities = random_probabilities(&mut rng, tokens, tokens);
                 let p = MatrixView::contiguous(&probabilities, tokens, tokens).unwrap();

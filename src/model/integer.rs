@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::config::{PreprocessConfig, VitConfig};
 use crate::kernels::int_gemm::{
-    attention_scores_i8_i32, attention_values_u16_i8_requant_i8_per_channel, gemm_i8_i8_i32,
+    attention_scores_packed_i8_i32, attention_values_u16_i8_requant_i8_per_channel, gemm_i8_i8_i32,
     gemm_i8_i8_requant_i16, gemm_i8_i8_requant_i8, gemm_packed_i8_i8_i32, gemm_packed_i8_i8_requant_i16,
     gemm_packed_i8_i8_requant_i8, KernelError, MatrixView, MatrixViewMut, PackedWeights, TransposedValues,
 };
@@ -442,13 +442,19 @@ impl IntBlock {
 
         // Every phase runs in blocks of GEMM_ROW_BLOCK query rows of every head, so the
         // work splits evenly over the threads whatever the number of heads.
+        // Each head's keys and values are packed once and shared by all its row blocks.
         let scores = profiler.time(|| name("scores"), OpKind::MatMul, || {
+            let keys = (0..heads)
+                .into_par_iter()
+                .map(|head| Ok(PackedWeights::new(head_view(1, head)?)))
+                .collect::<Result<Vec<_>, KernelError>>()?;
             let mut scores = vec![0i32; heads * tokens * tokens];
             scores.par_chunks_mut(tokens * tokens).enumerate().try_for_each(|(head, head_scores)| {
                 par_rows(h, 0, head_scores, tokens, |first, _, out| {
                     let rows = out.len() / tokens;
                     let q = head_view(0, head)?.rows_range(first, first + rows)?;
-                    attention_scores_i8_i32(q, head_view(1, head)?, MatrixViewMut::contiguous(out, rows, tokens)?)
+                    let out = MatrixViewMut::contiguous(out, rows, tokens)?;
+                    attention_scores_packed_i8_i32(q, head_view(1, head)?, &keys[head], out)
                 })
             })?;
             Ok::<_, KernelError>(scores)

@@ -270,17 +270,21 @@ pub(super) struct Panels {
 }
 
 impl Panels {
-    /// Packs `w` `[n, k]`.
+    /// Packs `w` `[n, k]`. Attention packs its keys and values on every forward pass, so
+    /// whole steps are widened with one vector load each.
     pub(super) fn new(w: &MatrixView<i8>) -> Panels {
         let steps = w.cols.div_ceil(STEP);
+        let whole_steps = w.cols / STEP;
         let panels = w.rows.div_ceil(PACKED_TILE_COLS);
         let mut data = Vec::with_capacity(panels * steps * PACKED_TILE_COLS);
         for panel in 0..panels {
+            let rows: [&[i8]; PACKED_TILE_COLS] = core::array::from_fn(|c| {
+                let column = panel * PACKED_TILE_COLS + c;
+                if column < w.rows { w.row(column) } else { &[] }
+            });
             for step in 0..steps {
-                for c in 0..PACKED_TILE_COLS {
-                    let column = panel * PACKED_TILE_COLS + c;
-                    let row = if column < w.rows { w.row(column) } else { &[] };
-                    data.push(widen_step(row, step));
+                for row in rows {
+                    data.push(widen_or_pad_step(row, step, whole_steps));
                 }
             }
         }
@@ -298,6 +302,19 @@ fn widen_step<L: LeftElement>(row: &[L], step: usize) -> v128 {
     i16x8(lanes[0], lanes[1], lanes[2], lanes[3], lanes[4], lanes[5], lanes[6], lanes[7])
 }
 
+/// Returns elements `8 * step..8 * step + 8` of `row` as i16 lanes, zero past its end.
+/// `whole_steps` is `k / 8` for the `k` elements of a matrix row. An empty padding row
+/// gives zero lanes.
+#[inline(always)]
+fn widen_or_pad_step<L: LeftElement>(row: &[L], step: usize, whole_steps: usize) -> v128 {
+    if step < whole_steps && !row.is_empty() {
+        // SAFETY: the row has k >= 8 * (step + 1) elements.
+        unsafe { L::load8(row.as_ptr().add(step * STEP)) }
+    } else {
+        widen_step(row, step)
+    }
+}
+
 /// Widens `a` `[m, k]` into tiles of [`PACKED_TILE_ROWS`] rows: vector
 /// `(tile * steps + step) * PACKED_TILE_ROWS + r` contains `a[tile * PACKED_TILE_ROWS + r,
 /// 8 * step..8 * step + 8]`, zero past the last row and past `k`.
@@ -312,13 +329,7 @@ fn widen_left<L: LeftElement>(a: &MatrixView<L>, steps: usize) -> Vec<v128> {
         });
         for step in 0..steps {
             for row in rows {
-                let vector = if step < whole_steps && !row.is_empty() {
-                    // SAFETY: the row has k >= 8 * (step + 1) elements.
-                    unsafe { L::load8(row.as_ptr().add(step * STEP)) }
-                } else {
-                    widen_step(row, step)
-                };
-                data.push(vector);
+                data.push(widen_or_pad_step(row, step, whole_steps));
             }
         }
     }
