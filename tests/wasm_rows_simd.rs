@@ -344,12 +344,18 @@ fn layernorm_matches_portable() {
             variance_offset: match trial % 4 {
                 0 => 0,
                 1 => rng.below(1 << 62),
-                _ => rng.below(1 << rng.below(40)),
+                _ => {
+                    let bits = rng.below(40);
+                    rng.below(1 << bits)
+                }
             },
         };
         let mut x = rng.i16s(tokens * channels);
         match trial % 5 {
-            0 => x.fill(x[0]),
+            0 => {
+                let first = x[0];
+                x.fill(first);
+            }
             1 => x.iter_mut().enumerate().for_each(|(i, v)| *v = if i % 2 == 0 { i16::MIN } else { i16::MAX }),
             _ => {}
         }
