@@ -1,6 +1,7 @@
-//! The row loops of the integer non-linear kernels and the affine requantization in the
-//! build (SIMD128 under `cargo xtask test`) give the same integers as their scalar twins
-//! in `int_rows::portable` and `int_elementwise::portable`, on fresh random inputs of
+//! The row loops of the integer non-linear kernels, I-LayerNorm, the affine
+//! requantization and the residual add in the build (SIMD128 under `cargo xtask test`)
+//! give the same integers as their scalar twins in `int_rows::portable`,
+//! `int_layernorm::portable` and `int_elementwise::portable`, on fresh random inputs of
 //! awkward lengths. Run with
 //! `wasm-pack test --headless --chrome -- --test 'wasm_*'`. Environment variables do
 //! not reach the browser, so each test draws a fresh seed and every failure message
@@ -8,6 +9,7 @@
 #![cfg(target_arch = "wasm32")]
 
 use ivit::kernels::int_elementwise;
+use ivit::kernels::int_layernorm::{self, LayerNormParams};
 use ivit::kernels::int_rows::{self, portable};
 use ivit::kernels::shiftmax::{ExpApproximation, ShiftmaxParams};
 use ivit::quant::dyadic::Dyadic;
@@ -211,5 +213,157 @@ fn affine_requantization_matches_portable() {
         int_elementwise::portable::requantize_i32_to_i8_per_channel_affine(&[value; 9], &requant, &zero_point, &mut reference)
             .unwrap();
         assert_eq!(fast, reference, "accumulator {value}");
+    }
+}
+
+/// Returns a dyadic factor with a shift in `shifts` and a multiplier of either sign, now
+/// and then an extreme one.
+fn random_dyadic(rng: &mut Rng, shifts: core::ops::RangeInclusive<u8>) -> Dyadic {
+    let multiplier = match rng.below(8) {
+        0 => i32::MIN,
+        1 => i32::MAX,
+        2 => rng.next() as i32 >> rng.below(31),
+        _ => {
+            let magnitude = (1 << 30) + rng.below(1 << 30) as i32;
+            if rng.below(4) == 0 { -magnitude } else { magnitude }
+        }
+    };
+    let span = u64::from(shifts.end() - shifts.start()) + 1;
+    Dyadic { multiplier, shift: shifts.start() + rng.below(span) as u8 }
+}
+
+#[wasm_bindgen_test]
+fn residual_add_matches_portable() {
+    let (mut rng, seed) = Rng::fresh();
+    log_seed("residual_add_matches_portable", seed);
+
+    // Channel counts around the 8-lane step and the ViT-Ti width. Shifts anywhere in the
+    // SIMD range 16..=62, in a narrow band as a model has them, or on both sides of it.
+    for (trial, channels) in [1usize, 7, 8, 9, 15, 17, 192].into_iter().cycle().take(42).enumerate() {
+        let tokens = 1 + rng.below(5) as usize;
+        let shifts = match trial % 3 {
+            0 => 16..=62,
+            1 => {
+                let low = 16 + rng.below(40) as u8;
+                low..=low + 7
+            }
+            _ => 0..=70,
+        };
+        let residual_requant = random_dyadic(&mut rng, shifts.clone());
+        let branch_requant: Vec<Dyadic> = (0..channels).map(|_| random_dyadic(&mut rng, shifts.clone())).collect();
+        let residual = rng.i16s(tokens * channels);
+        let branch = rng.i32s(tokens * channels);
+
+        let mut fast = vec![0i16; residual.len()];
+        let mut reference = vec![1i16; residual.len()];
+        int_elementwise::residual_add_i16_i32_per_channel_i16(&residual, residual_requant, &branch, &branch_requant, &mut fast)
+            .unwrap();
+        int_elementwise::portable::residual_add_i16_i32_per_channel_i16(
+            &residual,
+            residual_requant,
+            &branch,
+            &branch_requant,
+            &mut reference,
+        )
+        .unwrap();
+        assert_eq!(fast, reference, "seed {seed}, trial {trial}, [{tokens}, {channels}], {residual_requant:?}");
+    }
+}
+
+#[wasm_bindgen_test]
+fn residual_add_extremes_match_portable() {
+    // The largest products (i32::MIN * i32::MIN = 2^62) at the smallest shift, where the
+    // sum reaches 2^62 + 2^46; sums that round at exactly half a step; and saturation.
+    let residual = [i16::MIN, i16::MAX, i16::MIN, i16::MAX, 0, 1, -1, 3, -3];
+    let branch = [i32::MIN, i32::MAX, i32::MAX, i32::MIN, i32::MIN, 1, -1, -1, 1];
+    for shift in [16u8, 17, 31, 32, 46, 47, 61, 62] {
+        for multiplier in [i32::MIN, i32::MAX, 1, -1, 1 << 30] {
+            let requant = Dyadic { multiplier, shift };
+            let branch_requant: Vec<Dyadic> =
+                (0..9u8).map(|c| Dyadic { multiplier, shift: 16 + (shift - 16 + 5 * c) % 47 }).collect();
+            let mut fast = [0i16; 9];
+            let mut reference = [1i16; 9];
+            int_elementwise::residual_add_i16_i32_per_channel_i16(&residual, requant, &branch, &branch_requant, &mut fast)
+                .unwrap();
+            int_elementwise::portable::residual_add_i16_i32_per_channel_i16(
+                &residual,
+                requant,
+                &branch,
+                &branch_requant,
+                &mut reference,
+            )
+            .unwrap();
+            assert_eq!(fast, reference, "{requant:?}, {branch_requant:?}");
+        }
+    }
+
+    // Ties: 1 * 2^15 / 2^16 = 0.5 rounds up to 1, and -0.5 to 0, with 8 and 9 channels.
+    let half = Dyadic { multiplier: 1 << 15, shift: 16 };
+    let zero = Dyadic { multiplier: 0, shift: 16 };
+    for channels in [8usize, 9] {
+        let residual: Vec<i16> = (0..channels).map(|c| if c % 2 == 0 { 1 } else { -1 }).collect();
+        let mut fast = vec![0i16; channels];
+        let mut reference = vec![1i16; channels];
+        let branch = vec![0i32; channels];
+        let requant = vec![zero; channels];
+        int_elementwise::residual_add_i16_i32_per_channel_i16(&residual, half, &branch, &requant, &mut fast).unwrap();
+        int_elementwise::portable::residual_add_i16_i32_per_channel_i16(&residual, half, &branch, &requant, &mut reference)
+            .unwrap();
+        assert_eq!(fast, reference, "{channels} channels");
+        assert_eq!(fast[..2], [1, 0], "{channels} channels");
+    }
+}
+
+#[wasm_bindgen_test]
+fn layernorm_matches_portable() {
+    let (mut rng, seed) = Rng::fresh();
+    log_seed("layernorm_matches_portable", seed);
+
+    // Channel counts around the 8-lane step, the ViT-Ti width and the maximum; gamma shifts
+    // in the SIMD range 32..=62, in a narrow band, or on both sides of it; rows of random
+    // values, of equal values, and of the two int16 extremes.
+    for (trial, channels) in [1usize, 2, 7, 8, 9, 15, 17, 192, 1024].into_iter().cycle().take(45).enumerate() {
+        let tokens = 1 + rng.below(4) as usize;
+        let shifts = match trial % 3 {
+            0 => 32..=62,
+            1 => {
+                let low = 32 + rng.below(24) as u8;
+                low..=low + 6
+            }
+            _ => 0..=64,
+        };
+        let params = LayerNormParams {
+            gamma: (0..channels).map(|_| random_dyadic(&mut rng, shifts.clone())).collect(),
+            beta: (0..channels)
+                .map(|c| match c % 7 {
+                    0 => i32::MIN,
+                    1 => i32::MAX,
+                    _ => rng.next() as i32 >> rng.below(32),
+                })
+                .collect(),
+            variance_offset: match trial % 4 {
+                0 => 0,
+                1 => rng.below(1 << 62),
+                _ => {
+                    let bits = rng.below(40);
+                    rng.below(1 << bits)
+                }
+            },
+        };
+        let mut x = rng.i16s(tokens * channels);
+        match trial % 5 {
+            0 => {
+                let first = x[0];
+                x.fill(first);
+            }
+            1 => x.iter_mut().enumerate().for_each(|(i, v)| *v = if i % 2 == 0 { i16::MIN } else { i16::MAX }),
+            _ => {}
+        }
+
+        let mut fast = vec![0i8; x.len()];
+        let mut reference = vec![1i8; x.len()];
+        int_layernorm::layernorm_i16_i8(&x, &params, &mut fast).unwrap();
+        int_layernorm::portable::layernorm_i16_i8(&x, &params, &mut reference).unwrap();
+        assert_eq!(fast, reference, "seed {seed}, trial {trial}, [{tokens}, {channels}], offset {}", params.variance_offset);
     }
 }

@@ -52,6 +52,10 @@ pub fn residual_add_i16_i16_i16(
 /// - `branch`: `[tokens, channels]` int32 accumulators with scale `S_x * S_w[c]`
 /// - `branch_requant`: `[channels]`, each `S_x * S_w[c] / S_out`
 /// - `out`: `[tokens, channels]` int16 with scale `S_out`
+///
+/// wasm32 builds with SIMD128 run the SIMD twin in `int_elementwise/simd.rs` when every
+/// shift lies in 16..=62. Other arguments take the scalar loop of
+/// [`portable::residual_add_i16_i32_per_channel_i16`].
 pub fn residual_add_i16_i32_per_channel_i16(
     residual: &[i16],
     residual_requant: Dyadic,
@@ -59,19 +63,19 @@ pub fn residual_add_i16_i32_per_channel_i16(
     branch_requant: &[Dyadic],
     out: &mut [i16],
 ) -> Result<(), KernelError> {
-    let channels = branch_requant.len();
-    check_whole_rows("residual add input", residual.len(), channels)?;
-    check_same_length("residual add branch", branch.len(), residual.len())?;
-    check_same_length("residual add output", out.len(), residual.len())?;
-
-    let rows = residual.chunks_exact(channels).zip(branch.chunks_exact(channels));
-    for ((residual_row, branch_row), out_row) in rows.zip(out.chunks_exact_mut(channels)) {
-        for (channel, slot) in out_row.iter_mut().enumerate() {
-            let x = i32::from(residual_row[channel]);
-            *slot = rescaled_sum_i16(x, residual_requant, branch_row[channel], branch_requant[channel]);
-        }
+    check_residual_arguments(residual, branch, branch_requant, out)?;
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    if simd::residual_add_rows(residual, residual_requant, branch, branch_requant, out) {
+        return Ok(());
     }
+    portable::residual_add_rows(residual, residual_requant, branch, branch_requant, out);
     Ok(())
+}
+
+fn check_residual_arguments(residual: &[i16], branch: &[i32], branch_requant: &[Dyadic], out: &[i16]) -> Result<(), KernelError> {
+    check_whole_rows("residual add input", residual.len(), branch_requant.len())?;
+    check_same_length("residual add branch", branch.len(), residual.len())?;
+    check_same_length("residual add output", out.len(), residual.len())
 }
 
 /// Requantizes GEMM accumulators to int8 per output channel: `out[t, c] =
@@ -140,6 +144,38 @@ pub mod portable {
         check_affine_arguments(acc, requant, zero_point, out)?;
         requantize_affine_rows(acc, requant, zero_point, out);
         Ok(())
+    }
+
+    /// [`super::residual_add_i16_i32_per_channel_i16`] with the scalar loop on every
+    /// target.
+    pub fn residual_add_i16_i32_per_channel_i16(
+        residual: &[i16],
+        residual_requant: Dyadic,
+        branch: &[i32],
+        branch_requant: &[Dyadic],
+        out: &mut [i16],
+    ) -> Result<(), KernelError> {
+        check_residual_arguments(residual, branch, branch_requant, out)?;
+        residual_add_rows(residual, residual_requant, branch, branch_requant, out);
+        Ok(())
+    }
+
+    /// Runs the loop of [`residual_add_i16_i32_per_channel_i16`] on checked arguments.
+    pub(super) fn residual_add_rows(
+        residual: &[i16],
+        residual_requant: Dyadic,
+        branch: &[i32],
+        branch_requant: &[Dyadic],
+        out: &mut [i16],
+    ) {
+        let channels = branch_requant.len();
+        let rows = residual.chunks_exact(channels).zip(branch.chunks_exact(channels));
+        for ((residual_row, branch_row), out_row) in rows.zip(out.chunks_exact_mut(channels)) {
+            for (channel, slot) in out_row.iter_mut().enumerate() {
+                let x = i32::from(residual_row[channel]);
+                *slot = rescaled_sum_i16(x, residual_requant, branch_row[channel], branch_requant[channel]);
+            }
+        }
     }
 
     /// Runs the loop of [`requantize_i32_to_i8_per_channel_affine`] on checked arguments.

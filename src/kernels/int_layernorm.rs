@@ -49,6 +49,9 @@ const NORMALIZED_BITS: u32 = 30;
 /// Numerator of the per-row reciprocal of the standard deviation.
 const RECIPROCAL_NUMERATOR: i64 = (1 << 62) - 1;
 
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod simd;
+
 /// Integer parameters of one LayerNorm, for an int16 input with scale `S_in` and an int8
 /// output with scale `S_out`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -105,7 +108,21 @@ impl LayerNormParams {
 ///
 /// - `x`: `[tokens, channels]` int16 with scale `S_in`
 /// - `out`: `[tokens, channels]` int8 with scale `S_out`
+///
+/// wasm32 builds with SIMD128 run the output pass of `int_layernorm/simd.rs` when every
+/// gamma shift lies in 32..=62. Other parameters take the scalar loop of
+/// [`portable::layernorm_i16_i8`].
 pub fn layernorm_i16_i8(x: &[i16], params: &LayerNormParams, out: &mut [i8]) -> Result<(), KernelError> {
+    check_arguments(x, params, out)?;
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    if simd::layernorm_rows(x, params, out) {
+        return Ok(());
+    }
+    portable::layernorm_rows(x, params, out);
+    Ok(())
+}
+
+fn check_arguments(x: &[i16], params: &LayerNormParams, out: &[i8]) -> Result<(), KernelError> {
     params.validate()?;
     let channels = params.channels();
     if x.len() % channels != 0 {
@@ -114,30 +131,61 @@ pub fn layernorm_i16_i8(x: &[i16], params: &LayerNormParams, out: &mut [i8]) -> 
     if out.len() != x.len() {
         return Err(KernelError::LengthMismatch { name: "I-LayerNorm output", len: out.len(), expected: x.len() });
     }
-
-    for (row, out_row) in x.chunks_exact(channels).zip(out.chunks_exact_mut(channels)) {
-        layernorm_row(row, params, out_row);
-    }
     Ok(())
 }
 
-/// I-LayerNorm of one row of `params.channels()` elements.
-fn layernorm_row(row: &[i16], params: &LayerNormParams, out: &mut [i8]) {
-    let channels = row.len() as i64;
-    let (sum, squares) = int_rows::sum_and_squares_i16(row);
-    let (std, shift) = row_std(centered_squares(row.len() as u64, sum, squares), params.variance_offset);
+/// The scalar loop, the definition of the results.
+pub mod portable {
+    use super::*;
 
-    // |y << shift| <= std (its square is one term of the sum under the root), so the
-    // product with factor is at most 2^62 - 1 and y_norm lies in [-2^30, 2^30].
-    let factor = RECIPROCAL_NUMERATOR / std;
+    /// [`super::layernorm_i16_i8`] with the scalar loop on every target.
+    pub fn layernorm_i16_i8(x: &[i16], params: &LayerNormParams, out: &mut [i8]) -> Result<(), KernelError> {
+        check_arguments(x, params, out)?;
+        layernorm_rows(x, params, out);
+        Ok(())
+    }
 
-    for (channel, (&x, slot)) in row.iter().zip(out.iter_mut()).enumerate() {
-        let y = (channels * i64::from(x) - sum) << shift;
-        let y_norm = ((y * factor) >> (62 - NORMALIZED_BITS)) as i32;
+    /// Runs the loop of [`layernorm_i16_i8`] on checked arguments.
+    pub(super) fn layernorm_rows(x: &[i16], params: &LayerNormParams, out: &mut [i8]) {
+        let channels = params.channels();
+        for (row, out_row) in x.chunks_exact(channels).zip(out.chunks_exact_mut(channels)) {
+            let statistics = RowStatistics::new(row, params.variance_offset);
+            for (channel, (&x, slot)) in row.iter().zip(out_row.iter_mut()).enumerate() {
+                *slot = statistics.normalize(x, params.gamma[channel], params.beta[channel]);
+            }
+        }
+    }
+}
+
+/// What the output pass of one row needs: steps 1 to 3 of the method.
+#[derive(Debug, Clone, Copy)]
+struct RowStatistics {
+    channels: i64,
+    sum: i64,
+    /// `s`, the left shift of `y` in 0..=31.
+    shift: u32,
+    /// `floor((2^62 - 1) / std)`, in `[2^31, 2^62 - 1]`.
+    factor: i64,
+}
+
+impl RowStatistics {
+    fn new(row: &[i16], variance_offset: u64) -> RowStatistics {
+        let (sum, squares) = int_rows::sum_and_squares_i16(row);
+        let (std, shift) = row_std(centered_squares(row.len() as u64, sum, squares), variance_offset);
+        RowStatistics { channels: row.len() as i64, sum, shift, factor: RECIPROCAL_NUMERATOR / std }
+    }
+
+    /// Steps 4 and 5 of the method for one element `x` of channel `c`.
+    #[inline]
+    fn normalize(&self, x: i16, gamma: Dyadic, beta: i32) -> i8 {
+        // |y << shift| <= std (its square is one term of the sum under the root), so the
+        // product with factor is at most 2^62 - 1 and y_norm lies in [-2^30, 2^30].
+        let y = (self.channels * i64::from(x) - self.sum) << self.shift;
+        let y_norm = ((y * self.factor) >> (62 - NORMALIZED_BITS)) as i32;
 
         // |gamma * y_norm| <= 2^30 * 2^31 and |beta| < 2^31, far inside an i64.
-        let scaled = params.gamma[channel].apply_i32(y_norm) + i64::from(params.beta[channel]);
-        *slot = saturate_i64_to_i8(rounding_shift_right_half_up_i64(scaled, LAYERNORM_OUTPUT_FRACTION_BITS));
+        let scaled = gamma.apply_i32(y_norm) + i64::from(beta);
+        saturate_i64_to_i8(rounding_shift_right_half_up_i64(scaled, LAYERNORM_OUTPUT_FRACTION_BITS))
     }
 }
 

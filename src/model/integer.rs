@@ -140,7 +140,13 @@ impl NonLinearOps for IntegerOps {
     }
 
     fn layer_norm(&self, _: &str, norm: &LayerNormParams, x: &[i16], out: &mut [i8]) -> Result<(), KernelError> {
-        layernorm_i16_i8(x, norm, out)
+        // Each row is normalized on its own, so blocks of rows spread over the threads.
+        // Arguments that are not whole rows go to the kernel whole, which rejects them.
+        let channels = norm.channels();
+        if channels == 0 || x.len() % channels != 0 || out.len() != x.len() {
+            return layernorm_i16_i8(x, norm, out);
+        }
+        par_rows(x, channels, out, channels, |_, x, out| layernorm_i16_i8(x, norm, out))
     }
 }
 
@@ -537,8 +543,17 @@ impl IntBlock {
 ///
 /// - `x`: `[tokens, D]` int16; `acc`: `[tokens, D]` int32; `requant`: `[D]`
 fn residual_add(x: &[i16], skip: Dyadic, acc: &[i32], requant: &[Dyadic]) -> Result<Vec<i16>, KernelError> {
+    let channels = requant.len();
     let mut out = vec![0i16; x.len()];
-    residual_add_i16_i32_per_channel_i16(x, skip, acc, requant, &mut out)?;
+    // Arguments that are not whole rows go to the kernel whole, which rejects them.
+    if channels == 0 || x.len() % channels != 0 || acc.len() != x.len() {
+        residual_add_i16_i32_per_channel_i16(x, skip, acc, requant, &mut out)?;
+        return Ok(out);
+    }
+    par_rows(x, channels, &mut out, channels, |first, x, out| {
+        let acc = &acc[first * channels..][..x.len()];
+        residual_add_i16_i32_per_channel_i16(x, skip, acc, requant, out)
+    })?;
     Ok(out)
 }
 
