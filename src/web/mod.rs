@@ -1,9 +1,10 @@
 //! The browser face of the engine (wasm32 only): the message protocol between the page and
 //! its inference worker, the worker's request handler, and the Yew page.
 //!
-//! The page (`index.html` with `web/main.js`) loads either the threaded package
-//! (`web/pkg-threads`, built with the `threads` feature) or the plain SIMD128 one (`web/pkg`)
-//! and calls [`start_app`]. The app starts a dedicated worker (`web/worker.js`) that loads the
+//! The page (`index.html` with `web/main.js`) loads one of three packages, chosen by
+//! `web/packages.js`: the threaded one with relaxed SIMD (`web/pkg-threads-relaxed`), the
+//! threaded one (`web/pkg-threads`, built with the `threads` feature) or the plain SIMD128
+//! one (`web/pkg`). It then calls [`start_app`]. The app starts a dedicated worker (`web/worker.js`) that loads the
 //! same package, starts the rayon pool in the threaded build, and answers [`protocol`]
 //! messages through a [`WorkerEngine`]. Inference runs only in that worker, because a rayon
 //! call on the page's thread would block it.
