@@ -52,12 +52,12 @@ async function workerMemoryBytes(page) {
   return Number(await page.locator(WORKER_MEMORY).getAttribute('data-bytes'));
 }
 
-/** Reads the page module's WebAssembly memory: importing the package main.js loaded gives
- * the same, already instantiated module. */
+/** Reads the page module's WebAssembly memory: importing the package that main.js chose
+ * (through web/packages.js) gives the same, already instantiated module. */
 function pageWasmBytes(page) {
   return page.evaluate(async () => {
-    const threaded = self.crossOriginIsolated === true && typeof SharedArrayBuffer === 'function';
-    const wasm = await import(new URL(`web/${threaded ? 'pkg-threads' : 'pkg'}/ivit.js`, location.href).href);
+    const { choosePackage } = await import(new URL('web/packages.js', location.href).href);
+    const wasm = await import(new URL(`web/${choosePackage()}/ivit.js`, location.href).href);
     return wasm.wasmMemoryBytes();
   });
 }
