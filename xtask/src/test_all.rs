@@ -94,19 +94,7 @@ pub fn test_all(repo: &Path) -> Result<bool> {
 /// `wasm-pack test` of the `tests/wasm_*.rs` files, in debug, with SIMD128 as in the
 /// plain build. wasm-pack passes the options after the crate path on to `cargo test`.
 fn wasm_unit_test_command(repo: &Path) -> Command {
-    let mut command = Command::new("wasm-pack");
-    command.args(["test", "--headless", "--chrome", "--mode", "no-install"]);
-    if let Some(chromedriver) = find_on_path("chromedriver") {
-        command.arg("--chromedriver").arg(chromedriver);
-    }
-    command
-        .arg(repo)
-        .args(["--test", "wasm_*"])
-        .current_dir(repo)
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS", plain_rustflags());
-    command
+    wasm_pack_test_command(repo, "wasm_*", &plain_rustflags())
 }
 
 /// `wasm-pack test` of `tests/wasm_gemm_simd.rs` with relaxed SIMD as well, as in the
@@ -114,6 +102,14 @@ fn wasm_unit_test_command(repo: &Path) -> Command {
 /// own target directory, so that it and [`wasm_unit_test_command`] do not rebuild each
 /// other's artifacts.
 fn wasm_relaxed_test_command(repo: &Path) -> Command {
+    let mut command = wasm_pack_test_command(repo, "wasm_gemm_simd", &relaxed_rustflags());
+    command.env("CARGO_TARGET_DIR", repo.join("target/wasm-test-relaxed"));
+    command
+}
+
+/// `wasm-pack test` in headless Chromium of the test files matching `tests`, built with
+/// the wasm target's Rust flags `rustflags`.
+fn wasm_pack_test_command(repo: &Path, tests: &str, rustflags: &str) -> Command {
     let mut command = Command::new("wasm-pack");
     command.args(["test", "--headless", "--chrome", "--mode", "no-install"]);
     if let Some(chromedriver) = find_on_path("chromedriver") {
@@ -121,12 +117,11 @@ fn wasm_relaxed_test_command(repo: &Path) -> Command {
     }
     command
         .arg(repo)
-        .args(["--test", "wasm_gemm_simd"])
+        .args(["--test", tests])
         .current_dir(repo)
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .env("CARGO_TARGET_DIR", repo.join("target/wasm-test-relaxed"))
-        .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS", relaxed_rustflags());
+        .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS", rustflags);
     command
 }
 
