@@ -432,8 +432,8 @@ impl PackedWeights {
         }
     }
 
-    /// Whether the GEMMs on these weights run on the relaxed-SIMD dot product: in
-    /// relaxed-SIMD builds, for weights that all lie in -64..=63.
+    /// Returns whether the GEMMs on these weights run on the relaxed-SIMD dot product,
+    /// which happens in relaxed-SIMD builds for weights that all lie in -64..=63.
     pub fn uses_relaxed_simd(&self) -> bool {
         #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
         return self.panels7.is_some();

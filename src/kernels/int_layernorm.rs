@@ -157,7 +157,7 @@ pub mod portable {
     }
 }
 
-/// What the output pass of one row needs: steps 1 to 3 of the method.
+/// Row values that the output pass needs: the results of steps 1 to 3 of the method.
 #[derive(Debug, Clone, Copy)]
 struct RowStatistics {
     channels: i64,

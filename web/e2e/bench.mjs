@@ -13,8 +13,8 @@
 //
 // `int` and `float` run on web/pkg-threads with the served models. `int_7bit` is the integer
 // path of the model with 7-bit weights (`ivit quantize --weight-bits 7`, made by setup) on the
-// same package, and `int_relaxed` the same model on web/pkg-threads-relaxed, the package that
-// pages load when the browser has relaxed SIMD: its GEMMs run the relaxed dot product on
+// same package. `int_relaxed` runs that model on web/pkg-threads-relaxed, the package that
+// pages load when the browser has relaxed SIMD. Its GEMMs run the relaxed dot product on
 // 7-bit weights, with the same results as `int_7bit`.
 
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';

@@ -50,13 +50,13 @@ pub struct WasmBuild {
     /// Cargo target directory, when not the workspace's `target/`.
     pub target_dir: Option<PathBuf>,
     pub threaded: bool,
-    /// Whether the module contains relaxed-SIMD instructions, which `wasm-opt` must be
-    /// told to accept.
+    /// Whether the module contains relaxed-SIMD instructions, which `wasm-opt` rejects
+    /// unless `--enable-relaxed-simd` is given.
     pub relaxed_simd: bool,
 }
 
 impl WasmBuild {
-    /// The feature options of `wasm-opt` for this package.
+    /// Returns the feature options of `wasm-opt` for this package.
     fn wasm_opt_features(&self) -> Vec<&'static str> {
         let mut features = WASM_OPT_FEATURES.to_vec();
         if self.relaxed_simd {
