@@ -5,11 +5,15 @@
 // (`cargo xtask bench-web` starts the server and runs this).
 //
 // The photos are every 5th JPEG of DIR in sorted name order, labelled by DIR/labels.json.
-// For each pool size (1 and 2 threads) a fresh worker loads both models. Each path then
-// gets 5 warm-up runs and one timed batch-1 forward pass per photo, from the preprocessed
-// input to the top-5 classes. The worker times each pass with performance.now(); the
-// preprocessing (decode, resize, crop) is not timed. Prints median and min ms and top-1.
-// Then the peak rate of the dot-product loop of each package on each pool.
+// For each pool size (1 and 2 threads) the page starts one worker per package and model
+// set, all alive at once. Each configuration (path, model, package) gets 5 warm-up runs.
+// Then, photo by photo, each configuration runs one timed batch-1 forward pass in turn,
+// from the preprocessed input to the top-5 classes, so that a slow phase of the machine
+// hits all of them alike. The worker times each pass with performance.now(); the
+// preprocessing (decode, resize, crop) is not timed. Prints median and min ms and top-1
+// per configuration, and for each integer configuration the median over the photos of
+// float ms / integer ms. Then the peak rate of the dot-product loop of each package on
+// each pool.
 //
 // `int` and `float` run on web/pkg-threads with the served models. `int_7bit` is the integer
 // path of the model with 7-bit weights (`ivit quantize --weight-bits 7`, made by setup) on the
@@ -29,7 +33,8 @@ const BASE_URL = process.env.BASE_URL;
 const PHOTO_STEP = 5;
 const WARM_UP_RUNS = 5;
 const POOL_SIZES = [1, 2];
-const PATHS = ['int', 'float'];
+/** Rows of the table, in print order. */
+const ROWS = ['int', 'float', 'int_7bit', 'int_relaxed'];
 const MODELS = ['assets/models/vit_tiny_patch16_224.safetensors', 'assets/models/vit_tiny_patch16_224.ivit'];
 const MODEL_7_BIT = 'assets/models/vit_tiny_patch16_224.w7.ivit';
 
@@ -73,24 +78,50 @@ function median(values) {
   return (sorted[(sorted.length - 1) >> 1] + sorted[sorted.length >> 1]) / 2;
 }
 
-/** Warm-up runs, then one timed run per photo; returns median and min ms and top-1. */
-async function timePath(page, photos, path) {
-  for (let run = 0; run < WARM_UP_RUNS; run += 1) {
-    await page.evaluate(([index, kind]) => window.bench.timeForward(index, kind), [run % photos.length, path]);
-  }
-  const millis = [];
-  let correct = 0;
-  for (let index = 0; index < photos.length; index += 1) {
-    const { micros, top5 } = await page.evaluate(([i, kind]) => window.bench.timeForward(i, kind), [index, path]);
-    millis.push(micros / 1000);
-    if (top5[0] === photos[index].label) correct += 1;
-  }
+/** Median and min ms and top-1 of one row's timed runs. */
+function summarize(runs, photos) {
+  const millis = runs.map((run) => run.millis);
+  const correct = runs.filter((run, index) => run.top1 === photos[index].label).length;
   return { median_ms: median(millis), min_ms: Math.min(...millis), top1: correct / photos.length };
 }
 
-/** The best rate of the dot-product loop on all threads of the pool, in GMAC/s. */
-async function peakGmacs(page) {
-  const run = (rounds) => page.evaluate((r) => window.bench.peakMacs(r), rounds);
+/** Median over the photos of `float ms / row ms`, each pair timed on the same photo
+ * moments apart. */
+function pairedSpeedup(floatRuns, rowRuns) {
+  return median(rowRuns.map((run, index) => floatRuns[index].millis / run.millis));
+}
+
+/** One timed forward pass of `config` on photo `index`. */
+async function timeOnce(page, config, index) {
+  const { micros, top5 } = await page.evaluate(
+    ([name, i, path]) => window.bench.timeForward(name, i, path),
+    [config.worker, index, config.path],
+  );
+  return { millis: micros / 1000, top1: top5[0] };
+}
+
+/**
+ * Warm-up runs of every configuration, then, photo by photo, one timed run of each in
+ * turn. The turn starts at a different configuration on each photo, so that none always
+ * runs first after the switch. Returns the runs of each row, in photo order.
+ */
+async function timeInterleaved(page, photos, configs) {
+  for (const config of configs) {
+    for (let run = 0; run < WARM_UP_RUNS; run += 1) await timeOnce(page, config, run % photos.length);
+  }
+  const runs = Object.fromEntries(configs.map((config) => [config.row, []]));
+  for (let index = 0; index < photos.length; index += 1) {
+    for (let turn = 0; turn < configs.length; turn += 1) {
+      const config = configs[(index + turn) % configs.length];
+      runs[config.row].push(await timeOnce(page, config, index));
+    }
+  }
+  return runs;
+}
+
+/** The best rate of the dot-product loop on all threads of the worker `name`, in GMAC/s. */
+async function peakGmacs(page, name) {
+  const run = (rounds) => page.evaluate(([w, r]) => window.bench.peakMacs(w, r), [name, rounds]);
   let rounds = 1 << 16;
   let result = await run(rounds);
   while (result.micros < PEAK_MIN_MICROS) {
@@ -105,38 +136,37 @@ async function peakGmacs(page) {
   return { gmacs: best, threads: result.threads };
 }
 
-/** Starts a worker with `threads` threads, on the relaxed-SIMD package when `relaxed`,
- * and loads `models` into it. */
-async function startWorker(page, threads, relaxed, models) {
-  const init = await page.evaluate(([n, r]) => window.bench.start(n, r), [threads, relaxed]);
+/** Starts the worker `name` with `threads` threads, on the relaxed-SIMD package when
+ * `relaxed`, and loads `models` into it. */
+async function startWorker(page, name, threads, relaxed, models) {
+  const init = await page.evaluate(([w, n, r]) => window.bench.start(w, n, r), [name, threads, relaxed]);
   const started = init.Initialized.threads;
   if (started !== threads) {
     throw new Error(`requested ${threads} threads but the worker started ${started} (is the page cross-origin isolated?)`);
   }
   for (const model of models) {
-    await page.evaluate((url) => window.bench.loadModel(url), new URL(model, BASE_URL).href);
+    await page.evaluate(([w, url]) => window.bench.loadModel(w, url), [name, new URL(model, BASE_URL).href]);
   }
+}
+
+function formatRow(name, threads, row) {
+  return `${name.padEnd(12)} ${String(threads).padStart(7)} ${row.median_ms.toFixed(1).padStart(10)} ` +
+    `${row.min_ms.toFixed(1).padStart(8)} ${row.top1.toFixed(2).padStart(7)}`;
 }
 
 function formatTable(results) {
   const lines = ['path         threads  median ms   min ms   top-1'];
-  for (const path of PATHS) {
-    for (const threads of POOL_SIZES) {
-      const row = results[path][threads];
-      lines.push(`${path.padEnd(12)} ${String(threads).padStart(7)} ${row.median_ms.toFixed(1).padStart(10)} ` +
-        `${row.min_ms.toFixed(1).padStart(8)} ${row.top1.toFixed(2).padStart(7)}`);
-    }
-  }
-  for (const path of ['int_7bit', 'int_relaxed']) {
-    if (results[path].available === false) {
-      lines.push(`${path.padEnd(12)}       -  ${results[path].reason}`);
+  for (const row of ROWS) {
+    if (results[row].available === false) {
+      lines.push(`${row.padEnd(12)}       -  ${results[row].reason}`);
       continue;
     }
-    for (const threads of POOL_SIZES) {
-      const row = results[path][threads];
-      lines.push(`${path.padEnd(12)} ${String(threads).padStart(7)} ${row.median_ms.toFixed(1).padStart(10)} ` +
-        `${row.min_ms.toFixed(1).padStart(8)} ${row.top1.toFixed(2).padStart(7)}`);
-    }
+    for (const threads of POOL_SIZES) lines.push(formatRow(row, threads, results[row][threads]));
+  }
+  lines.push('float ms / path ms, median over the photos of each pair timed on the same photo:');
+  for (const [row, byThreads] of Object.entries(results.speedup_over_float)) {
+    const figures = POOL_SIZES.map((threads) => `${byThreads[threads].toFixed(2)} on ${threads} thread(s)`);
+    lines.push(`  ${row.padEnd(12)} ${figures.join(', ')}`);
   }
   const all = results.peak_gmacs_all_threads;
   lines.push(`peak i32x4.dot_i16x8_s loop: ${results.peak_gmacs.toFixed(2)} GMAC/s on 1 thread; ` +
@@ -147,6 +177,27 @@ function formatTable(results) {
       `${relaxed['2'].toFixed(2)} GMAC/s on 2 threads together`);
   }
   return lines.join('\n');
+}
+
+/** The configurations timed on every photo: a table row, the worker that runs it and its
+ * path. `int` and `float` share one worker, which holds both served models. */
+function configurations(has7Bit, relaxed) {
+  const configs = [
+    { row: 'int', worker: 'served', path: 'int' },
+    { row: 'float', worker: 'served', path: 'float' },
+  ];
+  if (has7Bit) configs.push({ row: 'int_7bit', worker: 'seven_bit', path: 'int' });
+  if (relaxed) configs.push({ row: 'int_relaxed', worker: 'relaxed', path: 'int' });
+  return configs;
+}
+
+/** Starts the workers of `configs` with `threads` threads each, with their models. */
+async function startWorkers(page, configs, threads) {
+  const names = new Set(configs.map((config) => config.worker));
+  if (names.has('served')) await startWorker(page, 'served', threads, false, MODELS);
+  if (names.has('seven_bit')) await startWorker(page, 'seven_bit', threads, false, [MODEL_7_BIT]);
+  if (names.has('relaxed')) await startWorker(page, 'relaxed', threads, true, [MODEL_7_BIT]);
+  return names;
 }
 
 async function main() {
@@ -180,32 +231,33 @@ async function main() {
     }
     const relaxed = has7Bit && (await page.evaluate(() => window.bench.relaxedSimd()));
     if (has7Bit && !relaxed) results.int_relaxed = { available: false, reason: RELAXED_MISSING };
-    const report = (name, threads, row) => console.log(`${name}, ${threads} thread(s): ` +
-      `median ${row.median_ms.toFixed(1)} ms, min ${row.min_ms.toFixed(1)} ms, top-1 ${row.top1}`);
-
+    const configs = configurations(has7Bit, relaxed);
+    results.speedup_over_float = {};
+    for (const config of configs) {
+      if (config.row !== 'float') results.speedup_over_float[config.row] = {};
+    }
     results.peak_gmacs_all_threads = {};
     for (const threads of POOL_SIZES) {
-      await startWorker(page, threads, false, MODELS);
-      for (const path of PATHS) {
-        results[path][threads] = await timePath(page, photos, path);
-        report(path, threads, results[path][threads]);
+      const names = await startWorkers(page, configs, threads);
+      const runs = await timeInterleaved(page, photos, configs);
+      for (const config of configs) {
+        const row = summarize(runs[config.row], photos);
+        results[config.row][threads] = row;
+        console.log(`${config.row}, ${threads} thread(s): median ${row.median_ms.toFixed(1)} ms, ` +
+          `min ${row.min_ms.toFixed(1)} ms, top-1 ${row.top1}`);
+        if (config.row !== 'float') {
+          results.speedup_over_float[config.row][threads] = pairedSpeedup(runs.float, runs[config.row]);
+        }
       }
-      const peak = await peakGmacs(page);
+
+      const peak = await peakGmacs(page, 'served');
       results.peak_gmacs_all_threads[threads] = peak.gmacs;
       if (threads === 1) results.peak_gmacs = peak.gmacs;
-
-      if (has7Bit) {
-        await page.evaluate((url) => window.bench.loadModel(url), new URL(MODEL_7_BIT, BASE_URL).href);
-        results.int_7bit[threads] = await timePath(page, photos, 'int');
-        report('int_7bit', threads, results.int_7bit[threads]);
-      }
       if (relaxed) {
-        await startWorker(page, threads, true, [MODEL_7_BIT]);
-        results.int_relaxed[threads] = await timePath(page, photos, 'int');
-        report('int_relaxed', threads, results.int_relaxed[threads]);
         results.peak_gmacs_relaxed ??= {};
-        results.peak_gmacs_relaxed[threads] = (await peakGmacs(page)).gmacs;
+        results.peak_gmacs_relaxed[threads] = (await peakGmacs(page, 'relaxed')).gmacs;
       }
+      for (const name of names) await page.evaluate((w) => window.bench.stop(w), name);
     }
     results.browser = context.browser()?.version() ?? (await page.evaluate(() => navigator.userAgent));
   } finally {
