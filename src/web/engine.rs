@@ -184,18 +184,23 @@ impl WorkerEngine {
         }
 
         let prepared = self.prepare(image_bytes)?;
-        let clock = PerformanceClock::from_global()?;
-        let float = mode
-            .runs_float()
-            .then(|| self.run_float(&prepared.tensor, &clock))
-            .transpose()?;
-        let mut int = mode
-            .runs_int()
-            .then(|| self.run_int(&prepared.crop.data, &clock))
-            .transpose()?;
+        // The clock is the pool thread's own: every time is a difference of two readings
+        // on that thread.
+        let (float, mut int) = on_pool(|| {
+            let clock = PerformanceClock::from_global()?;
+            let float = mode
+                .runs_float()
+                .then(|| self.run_float(&prepared.tensor, &clock))
+                .transpose()?;
+            let int = mode
+                .runs_int()
+                .then(|| self.run_int(&prepared.crop.data, &clock))
+                .transpose()?;
+            Ok::<_, String>((float, int))
+        })?;
 
         if let (Mode::Compare, Some(int)) = (mode, int.as_mut()) {
-            let errors = self.layer_errors(&prepared, &clock)?;
+            let errors = on_pool(|| self.layer_errors(&prepared, &PerformanceClock::from_global()?))?;
             for record in &mut int.layers {
                 record.error = errors.get(&record.layer).copied();
             }
@@ -276,15 +281,16 @@ impl WorkerEngine {
         let prepared = self.prepare(image_bytes)?;
 
         let float_top5 = self.float.as_ref().map(|loaded| {
-            let logits = loaded
-                .model
-                .forward(&prepared.tensor, &mut Profiler::disabled(PathKind::Float));
+            let logits = on_pool(|| {
+                loaded
+                    .model
+                    .forward(&prepared.tensor, &mut Profiler::disabled(PathKind::Float))
+            });
             labels::top_k(&logits, TOP_CLASSES)
         });
         let int_top5 = match &self.int {
             Some(model) => {
-                let logits = model
-                    .forward_untimed(&prepared.crop.data)
+                let logits = on_pool(|| model.forward_untimed(&prepared.crop.data))
                     .map_err(|err| err.to_string())?;
                 Some(labels::top_k(&logits, TOP_CLASSES))
             }
@@ -299,10 +305,8 @@ impl WorkerEngine {
 
     fn int_logits(&self, crop: &[u8]) -> Result<Response, String> {
         self.require_test_hooks("IntLogits")?;
-        let logits = self
-            .int_model()?
-            .forward_untimed(crop)
-            .map_err(|err| err.to_string())?;
+        let model = self.int_model()?;
+        let logits = on_pool(|| model.forward_untimed(crop)).map_err(|err| err.to_string())?;
         Ok(Response::IntLogits { logits })
     }
 
@@ -322,7 +326,7 @@ impl WorkerEngine {
             .chunks_exact(4)
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
             .collect();
-        let logits = model.forward(&tensor, &mut Profiler::disabled(PathKind::Float));
+        let logits = on_pool(|| model.forward(&tensor, &mut Profiler::disabled(PathKind::Float)));
         Ok(Response::FloatLogits { logits })
     }
 
@@ -362,14 +366,13 @@ impl WorkerEngine {
         let start = clock.now_us();
         let top5 = match path {
             PathKind::Float => {
-                let mut profiler = Profiler::disabled(PathKind::Float);
-                let logits = self.float_model()?.forward(&prepared.tensor, &mut profiler);
+                let model = self.float_model()?;
+                let logits = on_pool(|| model.forward(&prepared.tensor, &mut Profiler::disabled(PathKind::Float)));
                 labels::top_k(&logits, TOP_CLASSES)
             }
             PathKind::Int => {
-                let logits = self
-                    .int_model()?
-                    .forward_untimed(&prepared.crop.data)
+                let model = self.int_model()?;
+                let logits = on_pool(|| model.forward_untimed(&prepared.crop.data))
                     .map_err(|err| err.to_string())?;
                 labels::top_k(&logits, TOP_CLASSES)
             }
@@ -456,6 +459,17 @@ fn read_id(message: &JsValue) -> Option<u32> {
         .as_f64()?;
     let in_range = id.fract() == 0.0 && (0.0..=u32::MAX as f64).contains(&id);
     in_range.then_some(id as u32)
+}
+
+/// Runs `op` on a thread of the rayon pool and returns its result.
+///
+/// A forward pass started on the worker's own thread hands each parallel loop (14 per
+/// block of the integer path) to the pool and sleeps until the loop ends: two thread
+/// wake-ups per loop. Started on a pool thread, the pass runs those loops itself and
+/// shares them with the idle threads. In the package without threads, `op` runs on the
+/// calling thread.
+fn on_pool<R: Send>(op: impl FnOnce() -> R + Send) -> R {
+    rayon::scope(|_| op())
 }
 
 /// `performance.now()` of the worker, in microseconds.
