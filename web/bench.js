@@ -80,13 +80,13 @@ function addPhoto(base64) {
   return photos.length - 1;
 }
 
-/** One timed forward pass of `path` ('int' or 'float') on photo `index` in the worker
+/** Times one forward pass of `path` ('int' or 'float') on photo `index` in the worker
  * `name`. */
 function timeForward(name, index, path) {
   return send(name, { TimeForward: { image: photos[index], path } }).then((response) => response.ForwardTimed);
 }
 
-/** One run of the package's dot-product loop on every thread of the worker `name`. */
+/** Runs the package's dot-product loop once on every thread of the worker `name`. */
 function peakMacs(name, rounds) {
   return send(name, { PeakMacs: { rounds } }).then((response) => response.PeakMacs);
 }

@@ -91,7 +91,7 @@ function pairedSpeedup(floatRuns, rowRuns) {
   return median(rowRuns.map((run, index) => floatRuns[index].millis / run.millis));
 }
 
-/** One timed forward pass of `config` on photo `index`. */
+/** Times one forward pass of `config` on photo `index`. */
 async function timeOnce(page, config, index) {
   const { micros, top5 } = await page.evaluate(
     ([name, i, path]) => window.bench.timeForward(name, i, path),
@@ -119,7 +119,8 @@ async function timeInterleaved(page, photos, configs) {
   return runs;
 }
 
-/** The best rate of the dot-product loop on all threads of the worker `name`, in GMAC/s. */
+/** Returns the best rate of the dot-product loop on all threads of the worker `name`, in
+ * GMAC/s. */
 async function peakGmacs(page, name) {
   const run = (rounds) => page.evaluate(([w, r]) => window.bench.peakMacs(w, r), [name, rounds]);
   let rounds = 1 << 16;
@@ -180,7 +181,7 @@ function formatTable(results) {
 }
 
 /** The configurations timed on every photo: a table row, the worker that runs it and its
- * path. `int` and `float` share one worker, which holds both served models. */
+ * path. `int` and `float` share one worker, which loads both served models. */
 function configurations(has7Bit, relaxed) {
   const configs = [
     { row: 'int', worker: 'served', path: 'int' },

@@ -19,7 +19,8 @@ usage: cargo xtask <command>
 commands:
   setup                         install the web toolchain, Chromium and the test packages
                                 (Debian, as root; steps whose tool is present are skipped)
-  build-web                     build web/pkg-threads (threads + SIMD128) and web/pkg (SIMD128)
+  build-web                     build web/pkg-threads (threads + SIMD128), web/pkg-threads-relaxed
+                                (threads + relaxed SIMD) and web/pkg (SIMD128)
   serve [--port N] [--host A]   setup, build-web, then serve the app on http://A:N/
                                 (default 127.0.0.1:8080; port 0 picks a free port)
   test                          setup, then every test: host, wasm unit, build, end-to-end
