@@ -78,15 +78,15 @@ function median(values) {
   return (sorted[(sorted.length - 1) >> 1] + sorted[sorted.length >> 1]) / 2;
 }
 
-/** Median and min ms and top-1 of one row's timed runs. */
+/** Returns median and min ms and top-1 of one row's timed runs. */
 function summarize(runs, photos) {
   const millis = runs.map((run) => run.millis);
   const correct = runs.filter((run, index) => run.top1 === photos[index].label).length;
   return { median_ms: median(millis), min_ms: Math.min(...millis), top1: correct / photos.length };
 }
 
-/** Median over the photos of `float ms / row ms`, each pair timed on the same photo
- * moments apart. */
+/** Returns the median over the photos of `float ms / row ms`, each pair timed on the same
+ * photo moments apart. */
 function pairedSpeedup(floatRuns, rowRuns) {
   return median(rowRuns.map((run, index) => floatRuns[index].millis / run.millis));
 }
@@ -101,7 +101,7 @@ async function timeOnce(page, config, index) {
 }
 
 /**
- * Warm-up runs of every configuration, then, photo by photo, one timed run of each in
+ * Runs the warm-up of every configuration, then, photo by photo, one timed run of each in
  * turn. The turn starts at a different configuration on each photo, so that none always
  * runs first after the switch. Returns the runs of each row, in photo order.
  */
@@ -180,8 +180,16 @@ function formatTable(results) {
   return lines.join('\n');
 }
 
-/** The configurations timed on every photo: a table row, the worker that runs it and its
- * path. `int` and `float` share one worker, which loads both served models. */
+/** Workers of the benchmark by name: the package (relaxed SIMD or not) and the models
+ * each one loads. */
+const WORKERS = {
+  served: { relaxed: false, models: MODELS },
+  seven_bit: { relaxed: false, models: [MODEL_7_BIT] },
+  relaxed: { relaxed: true, models: [MODEL_7_BIT] },
+};
+
+/** Returns the configurations timed on every photo: a table row, the worker of
+ * `WORKERS` that runs it and its path. `int` and `float` share one worker. */
 function configurations(has7Bit, relaxed) {
   const configs = [
     { row: 'int', worker: 'served', path: 'int' },
@@ -192,12 +200,13 @@ function configurations(has7Bit, relaxed) {
   return configs;
 }
 
-/** Starts the workers of `configs` with `threads` threads each, with their models. */
+/** Starts the workers of `configs` with `threads` threads each, with their models, and
+ * returns their names. */
 async function startWorkers(page, configs, threads) {
   const names = new Set(configs.map((config) => config.worker));
-  if (names.has('served')) await startWorker(page, 'served', threads, false, MODELS);
-  if (names.has('seven_bit')) await startWorker(page, 'seven_bit', threads, false, [MODEL_7_BIT]);
-  if (names.has('relaxed')) await startWorker(page, 'relaxed', threads, true, [MODEL_7_BIT]);
+  for (const name of names) {
+    await startWorker(page, name, threads, WORKERS[name].relaxed, WORKERS[name].models);
+  }
   return names;
 }
 

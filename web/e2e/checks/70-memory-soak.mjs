@@ -4,8 +4,8 @@
 // step of at most 1 MiB and must then stay flat over the last 100 photos. Its forward
 // passes run on two pool threads that allocate from one heap, in an order that varies
 // from pass to pass. So the heap's high-water mark can rise once after the warm-up
-// without any memory being kept. Uses the test hook of `?test-hooks=1` that reads the worker's
-// memory, which lives in the worker.
+// without any memory being kept. Uses the test hook of `?test-hooks=1` that reads the
+// worker's memory, which lives in the worker.
 
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
