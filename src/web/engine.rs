@@ -185,8 +185,8 @@ impl WorkerEngine {
 
         let prepared = self.prepare(image_bytes)?;
         // The clock is the pool thread's own: every time is a difference of two readings
-        // on that thread.
-        let (float, mut int) = on_pool(|| {
+        // on that thread. Compare mode also traces both paths for the per-layer errors.
+        let (float, mut int, errors) = on_pool(|| {
             let clock = PerformanceClock::from_global()?;
             let float = mode
                 .runs_float()
@@ -196,11 +196,13 @@ impl WorkerEngine {
                 .runs_int()
                 .then(|| self.run_int(&prepared.crop.data, &clock))
                 .transpose()?;
-            Ok::<_, String>((float, int))
+            let errors = (mode == Mode::Compare)
+                .then(|| self.layer_errors(&prepared, &clock))
+                .transpose()?;
+            Ok::<_, String>((float, int, errors))
         })?;
 
-        if let (Mode::Compare, Some(int)) = (mode, int.as_mut()) {
-            let errors = on_pool(|| self.layer_errors(&prepared, &PerformanceClock::from_global()?))?;
+        if let (Some(errors), Some(int)) = (errors, int.as_mut()) {
             for record in &mut int.layers {
                 record.error = errors.get(&record.layer).copied();
             }

@@ -253,8 +253,7 @@ async function main() {
       for (const config of configs) {
         const row = summarize(runs[config.row], photos);
         results[config.row][threads] = row;
-        console.log(`${config.row}, ${threads} thread(s): median ${row.median_ms.toFixed(1)} ms, ` +
-          `min ${row.min_ms.toFixed(1)} ms, top-1 ${row.top1}`);
+        console.log(formatRow(config.row, threads, row));
         if (config.row !== 'float') {
           results.speedup_over_float[config.row][threads] = pairedSpeedup(runs.float, runs[config.row]);
         }
