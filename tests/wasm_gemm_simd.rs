@@ -98,9 +98,15 @@ impl Rng {
             .collect()
     }
 
+    /// Factors with multipliers of either sign in [2^30, 2^31) and shifts from 20 to
+    /// 62: below 32 the SIMD output stage takes the scalar path, from 32 on its lanes.
     fn requant(&mut self, n: usize) -> Vec<Dyadic> {
         (0..n)
-            .map(|_| Dyadic { multiplier: (1 << 30) + self.below(1 << 30) as i32, shift: 20 + self.below(25) as u8 })
+            .map(|_| {
+                let magnitude = (1 << 30) + self.below(1 << 30) as i32;
+                let multiplier = if self.below(2) == 0 { magnitude } else { -magnitude };
+                Dyadic { multiplier, shift: 20 + self.below(43) as u8 }
+            })
             .collect()
     }
 

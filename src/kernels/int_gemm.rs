@@ -19,8 +19,11 @@
 
 use crate::quant::dyadic::Dyadic;
 
+mod output;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod simd;
+
+use output::{OutputStage, Requantize};
 
 /// Implementation that runs a product after its arguments are checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -250,7 +253,7 @@ pub fn gemm_i8_i8_requant_i8(
     out: MatrixViewMut<i8>,
 ) -> Result<(), KernelError> {
     check_length("requant", requant.len(), w.rows)?;
-    gemm_i8_i8_with(a, w, None, bias, out, |column, acc| requant[column].requantize_i32_to_i8(acc), Kernel::Fastest)
+    gemm_i8_i8_with(a, w, None, bias, out, Requantize(requant), Kernel::Fastest)
 }
 
 /// Computes the accumulators of [`gemm_i8_i8_i32`] and requantizes output channel `n`
@@ -267,7 +270,7 @@ pub fn gemm_i8_i8_requant_i16(
     out: MatrixViewMut<i16>,
 ) -> Result<(), KernelError> {
     check_length("requant", requant.len(), w.rows)?;
-    gemm_i8_i8_with(a, w, None, bias, out, |column, acc| requant[column].requantize_i32_to_i16(acc), Kernel::Fastest)
+    gemm_i8_i8_with(a, w, None, bias, out, Requantize(requant), Kernel::Fastest)
 }
 
 /// Computes one head's attention scores `scores[i, j] = sum_d q[i, d] * k[j, d]` (Q.K^T)
@@ -497,8 +500,7 @@ pub fn gemm_packed_i8_i8_requant_i8(
 ) -> Result<(), KernelError> {
     packed.check_shape(&w)?;
     check_length("requant", requant.len(), w.rows)?;
-    let store = |column: usize, acc: i32| requant[column].requantize_i32_to_i8(acc);
-    gemm_i8_i8_with(a, w, Some(packed), bias, out, store, Kernel::Fastest)
+    gemm_i8_i8_with(a, w, Some(packed), bias, out, Requantize(requant), Kernel::Fastest)
 }
 
 /// [`gemm_i8_i8_requant_i16`] with the weights `w` also given packed; `packed` must be
@@ -513,8 +515,7 @@ pub fn gemm_packed_i8_i8_requant_i16(
 ) -> Result<(), KernelError> {
     packed.check_shape(&w)?;
     check_length("requant", requant.len(), w.rows)?;
-    let store = |column: usize, acc: i32| requant[column].requantize_i32_to_i16(acc);
-    gemm_i8_i8_with(a, w, Some(packed), bias, out, store, Kernel::Fastest)
+    gemm_i8_i8_with(a, w, Some(packed), bias, out, Requantize(requant), Kernel::Fastest)
 }
 
 /// Computes the context of [`attention_values_u16_i8_i32`] from transposed values and
@@ -533,8 +534,7 @@ pub fn attention_values_u16_i8_requant_i8_per_channel(
     out: MatrixViewMut<i8>,
 ) -> Result<(), KernelError> {
     check_length("requant", requant.len(), values.head_dim)?;
-    let store = |column: usize, acc: i32| requant[column].requantize_i32_to_i8(acc);
-    transposed_values_with(p, values, out, store, Kernel::Fastest)
+    transposed_values_with(p, values, out, Requantize(requant), Kernel::Fastest)
 }
 
 fn check_length(name: &'static str, len: usize, expected: usize) -> Result<(), KernelError> {
@@ -598,7 +598,7 @@ fn gemm_i8_i8_with<T>(
     packed: Option<&PackedWeights>,
     bias: Option<&[i32]>,
     mut out: MatrixViewMut<T>,
-    store: impl Fn(usize, i32) -> T,
+    store: impl OutputStage<T>,
     kernel: Kernel,
 ) -> Result<(), KernelError> {
     check_gemm(&a, &w, bias, &out)?;
@@ -632,7 +632,7 @@ fn gemm_i8_i8_with<T>(
                 Some(bias) => dot + bias[column],
                 None => dot,
             };
-            *slot = store(column, acc);
+            *slot = store.apply(column, acc);
         }
     }
     Ok(())
@@ -654,7 +654,7 @@ fn attention_values_with<T>(
     p: MatrixView<u16>,
     v: MatrixView<i8>,
     mut out: MatrixViewMut<T>,
-    store: impl Fn(usize, i32) -> T,
+    store: impl OutputStage<T>,
     kernel: Kernel,
 ) -> Result<(), KernelError> {
     if v.rows != p.cols {
@@ -683,7 +683,7 @@ fn attention_values_with<T>(
             let width = VALUE_BLOCK.min(v.cols - block_start);
             let acc = weighted_value_block(p_row, &v, block_start, width);
             for (d, (slot, &value)) in out_row[block_start..block_start + width].iter_mut().zip(&acc).enumerate() {
-                *slot = store(block_start + d, value);
+                *slot = store.apply(block_start + d, value);
             }
         }
     }
@@ -706,7 +706,7 @@ fn simd_attention_values<T>(
     p: MatrixView<u16>,
     v: MatrixView<i8>,
     out: MatrixViewMut<T>,
-    store: impl Fn(usize, i32) -> T,
+    store: impl OutputStage<T>,
 ) -> Result<(), KernelError> {
     let values = TransposedValues::new(v);
     transposed_values_with(p, &values, out, store, Kernel::Fastest)
@@ -720,7 +720,7 @@ fn transposed_values_with<T>(
     p: MatrixView<u16>,
     values: &TransposedValues,
     mut out: MatrixViewMut<T>,
-    store: impl Fn(usize, i32) -> T,
+    store: impl OutputStage<T>,
     kernel: Kernel,
 ) -> Result<(), KernelError> {
     let values_t = values.view();
@@ -752,7 +752,7 @@ fn transposed_values_with<T>(
             // All p >= 0 and the row sum is at most 2^24, so every partial sum lies in
             // [-2^31, 127 * 2^24].
             let acc = p_row.iter().zip(values_t.row(d)).map(|(&x, &y)| i32::from(x) * i32::from(y)).sum();
-            *slot = store(d, acc);
+            *slot = store.apply(d, acc);
         }
     }
     Ok(())
@@ -799,7 +799,7 @@ pub mod portable {
         out: MatrixViewMut<i8>,
     ) -> Result<(), KernelError> {
         check_length("requant", requant.len(), w.rows)?;
-        gemm_i8_i8_with(a, w, None, bias, out, |column, acc| requant[column].requantize_i32_to_i8(acc), Kernel::Portable)
+        gemm_i8_i8_with(a, w, None, bias, out, |column: usize, acc: i32| requant[column].requantize_i32_to_i8(acc), Kernel::Portable)
     }
 
     /// [`super::gemm_i8_i8_requant_i16`] on the scalar loops.
@@ -811,7 +811,7 @@ pub mod portable {
         out: MatrixViewMut<i16>,
     ) -> Result<(), KernelError> {
         check_length("requant", requant.len(), w.rows)?;
-        gemm_i8_i8_with(a, w, None, bias, out, |column, acc| requant[column].requantize_i32_to_i16(acc), Kernel::Portable)
+        gemm_i8_i8_with(a, w, None, bias, out, |column: usize, acc: i32| requant[column].requantize_i32_to_i16(acc), Kernel::Portable)
     }
 
     /// [`super::attention_scores_i8_i32`] on the scalar loops.

@@ -11,3 +11,5 @@ pub mod int_elementwise;
 pub mod int_rows;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 pub mod float_simd128;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod lanes;

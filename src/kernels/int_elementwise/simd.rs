@@ -5,6 +5,7 @@
 
 use core::arch::wasm32::*;
 
+use crate::kernels::lanes::{power_for_shift, shift_right_by_powers};
 use crate::quant::dyadic::Dyadic;
 
 /// Smallest dyadic shift the SIMD loop takes: the rounded product is first shifted right
@@ -26,8 +27,9 @@ const MAX_ZERO_POINT: i32 = (1 << 29) - 1;
 ///
 /// `(acc * m + 2^(k-1)) >> k` equals `((acc * m + 2^(k-1)) >> 32) >> (k - 32)`, both
 /// arithmetic shifts. `|acc * m| <= 2^62`, so the sum with the rounding term fits an
-/// i64, and after the shift by 32 the value fits an i32 lane. The per-lane shift by
-/// `k - 32` in 0..=30 is five conditional shifts, by 1, 2, 4, 8 and 16. The scalar
+/// i64, and after the shift by 32 the value fits an i32 lane. The per-lane arithmetic
+/// shift by `e = k - 32` in 0..=30 is [`shift_right_by_powers`] with the channel's
+/// `2^(30 - e)`. The scalar
 /// kernel saturates the rounded value to i32 before adding the zero point. Here the
 /// value already fits an i32, so that saturation changes no int8 result.
 pub(super) fn requantize_affine_rows(acc: &[i32], requant: &[Dyadic], zero_point: &[i32], out: &mut [i8]) -> bool {
@@ -41,7 +43,7 @@ pub(super) fn requantize_affine_rows(acc: &[i32], requant: &[Dyadic], zero_point
     let whole = channels - channels % 8;
     let multipliers: Vec<i32> = requant.iter().map(|d| d.multiplier).collect();
     let rounding: Vec<i64> = requant.iter().map(|d| 1i64 << (d.shift - 1)).collect();
-    let extra_shifts: Vec<i32> = requant.iter().map(|d| i32::from(d.shift - MIN_SHIFT)).collect();
+    let powers: Vec<i32> = requant.iter().map(|d| power_for_shift(d.shift - MIN_SHIFT)).collect();
 
     for (acc_row, out_row) in acc.chunks_exact(channels).zip(out.chunks_exact_mut(channels)) {
         for start in (0..whole).step_by(8) {
@@ -55,7 +57,7 @@ pub(super) fn requantize_affine_rows(acc: &[i32], requant: &[Dyadic], zero_point
                         v128_load(multipliers.as_ptr().add(c).cast::<v128>()),
                         v128_load(rounding.as_ptr().add(c).cast::<v128>()),
                         v128_load(rounding.as_ptr().add(c + 2).cast::<v128>()),
-                        v128_load(extra_shifts.as_ptr().add(c).cast::<v128>()),
+                        v128_load(powers.as_ptr().add(c).cast::<v128>()),
                         v128_load(zero_point.as_ptr().add(c).cast::<v128>()),
                     )
                 };
@@ -72,18 +74,14 @@ pub(super) fn requantize_affine_rows(acc: &[i32], requant: &[Dyadic], zero_point
     true
 }
 
-/// Returns `round(acc * m / 2^(32 + extra)) + zero_point` of 4 lanes as i32, from the
-/// rounding terms `2^(k-1)` of lanes 0-1 and 2-3.
+/// Returns `round(acc * m / 2^(32 + e)) + zero_point` of 4 lanes as i32, from the
+/// rounding terms `2^(k-1)` of lanes 0-1 and 2-3 and the powers `2^(30 - e)`.
 #[inline(always)]
-fn requantize4(acc: v128, multiplier: v128, rounding_low: v128, rounding_high: v128, extra: v128, zero: v128) -> v128 {
+fn requantize4(acc: v128, multiplier: v128, rounding_low: v128, rounding_high: v128, powers: v128, zero: v128) -> v128 {
     let low = i64x2_shr(i64x2_add(i64x2_extmul_low_i32x4(acc, multiplier), rounding_low), 32);
     let high = i64x2_shr(i64x2_add(i64x2_extmul_high_i32x4(acc, multiplier), rounding_high), 32);
-    let mut value = i32x4_shuffle::<0, 2, 4, 6>(low, high);
-    for bit in [1u32, 2, 4, 8, 16] {
-        let selected = i32x4_ne(v128_and(extra, i32x4_splat(bit as i32)), i32x4_splat(0));
-        value = v128_bitselect(i32x4_shr(value, bit), value, selected);
-    }
-    i32x4_add(value, zero)
+    let value = i32x4_shuffle::<0, 2, 4, 6>(low, high);
+    i32x4_add(shift_right_by_powers(value, powers), zero)
 }
 
 /// Smallest and largest dyadic shift of the residual add's SIMD loop: the scalar kernel

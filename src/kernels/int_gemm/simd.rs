@@ -19,7 +19,7 @@
 
 use core::arch::wasm32::*;
 
-use super::{MatrixView, MatrixViewMut};
+use super::{MatrixView, MatrixViewMut, OutputStage};
 
 #[cfg(target_feature = "relaxed-simd")]
 pub(super) mod relaxed;
@@ -102,7 +102,7 @@ pub(super) fn gemm<L: LeftElement, T>(
     w: RightRows,
     bias: Option<&[i32]>,
     out: &mut MatrixViewMut<T>,
-    store: &impl Fn(usize, i32) -> T,
+    store: &impl OutputStage<T>,
 ) {
     debug_assert_eq!(out.cols, w.rows);
     let block_cols = (COLUMN_BLOCK_BYTES / a.cols.max(1)).max(1).next_multiple_of(TILE_COLS);
@@ -133,7 +133,7 @@ fn row_block<L: LeftElement, T, const R: usize>(
     bias: Option<&[i32]>,
     out: &mut MatrixViewMut<T>,
     first: usize,
-    store: &impl Fn(usize, i32) -> T,
+    store: &impl OutputStage<T>,
 ) {
     let k = a.cols;
     let steps = k / STEP;
@@ -169,7 +169,7 @@ fn row_block<L: LeftElement, T, const R: usize>(
                     Some(bias) => dot + bias[column + c],
                     None => dot,
                 };
-                out.row_mut(first + r)[column + c] = store(column + c, acc);
+                out.row_mut(first + r)[column + c] = store.apply(column + c, acc);
             }
         }
         column += cols;
@@ -204,25 +204,34 @@ unsafe fn tile<L: LeftElement, const R: usize, const C: usize>(
 /// Sums the 4 lanes of each accumulator of a tile (wrapping).
 #[inline(always)]
 fn reduce_tile<const R: usize, const C: usize>(acc: [[v128; C]; R]) -> [[i32; C]; R] {
+    let columns = reduce_columns(acc);
     let mut sums = [[0i32; C]; R];
-    for c in 0..C {
-        // Up to 4 rows of one column are reduced together: a 4 x 4 transpose and add.
-        let mut rows = [i32x4_splat(0); 4];
-        for r in 0..R {
-            rows[r] = acc[r][c];
-        }
-        let lanes = sum_lanes_of_four(rows);
+    for (c, lanes) in columns.iter().enumerate() {
         let values = [
-            i32x4_extract_lane::<0>(lanes),
-            i32x4_extract_lane::<1>(lanes),
-            i32x4_extract_lane::<2>(lanes),
-            i32x4_extract_lane::<3>(lanes),
+            i32x4_extract_lane::<0>(*lanes),
+            i32x4_extract_lane::<1>(*lanes),
+            i32x4_extract_lane::<2>(*lanes),
+            i32x4_extract_lane::<3>(*lanes),
         ];
         for r in 0..R {
             sums[r][c] = values[r];
         }
     }
     sums
+}
+
+/// Sums the 4 lanes of each accumulator of a tile of at most 4 rows (wrapping): lane `r`
+/// of column `c` is the sum of `acc[r][c]`, and lanes from `R` on are 0.
+#[inline(always)]
+fn reduce_columns<const R: usize, const C: usize>(acc: [[v128; C]; R]) -> [v128; C] {
+    core::array::from_fn(|c| {
+        // Up to 4 rows of one column are reduced together: a 4 x 4 transpose and add.
+        let mut rows = [i32x4_splat(0); 4];
+        for r in 0..R {
+            rows[r] = acc[r][c];
+        }
+        sum_lanes_of_four(rows)
+    })
 }
 
 /// Returns `[sum of v[0]'s lanes, ..., sum of v[3]'s lanes]`.
@@ -349,7 +358,7 @@ pub(super) fn gemm_packed<L: LeftElement, T>(
     w: &Panels,
     bias: Option<&[i32]>,
     out: &mut MatrixViewMut<T>,
-    store: &impl Fn(usize, i32) -> T,
+    store: &impl OutputStage<T>,
 ) {
     let steps = w.steps;
     debug_assert_eq!(steps, a.cols.div_ceil(STEP));
@@ -374,7 +383,8 @@ pub(super) fn gemm_packed<L: LeftElement, T>(
                 let partial = unsafe {
                     packed_tile::<PACKED_TILE_ROWS, PACKED_TILE_COLS>(a_tile.as_ptr(), w_panel.as_ptr(), steps)
                 };
-                store_tile(reduce_tile(partial), first, panel * PACKED_TILE_COLS, bias, out, store);
+                let sums = reduce_columns(partial);
+                store_tile::<T, PACKED_TILE_ROWS, PACKED_TILE_COLS>(sums, first, panel * PACKED_TILE_COLS, bias, out, store);
             }
         }
         block_start = block_end;
@@ -404,28 +414,28 @@ unsafe fn packed_tile<const R: usize, const C: usize>(
     acc
 }
 
-/// Adds the bias to the dot products of the tile at `(first, column)` and stores those
-/// inside `out`.
+/// Adds the bias to the dot products of the tile at `(first, column)`, one vector per
+/// column with one lane per row, and stores those inside `out` through the output stage.
 #[inline(always)]
 fn store_tile<T, const R: usize, const C: usize>(
-    sums: [[i32; C]; R],
+    sums: [v128; C],
     first: usize,
     column: usize,
     bias: Option<&[i32]>,
     out: &mut MatrixViewMut<T>,
-    store: &impl Fn(usize, i32) -> T,
+    store: &impl OutputStage<T>,
 ) {
     let rows = R.min(out.rows - first);
     let cols = C.min(out.cols - column);
-    for (r, row_sums) in sums.iter().enumerate().take(rows) {
-        let out_row = out.row_mut(first + r);
-        for (c, &dot) in row_sums.iter().enumerate().take(cols) {
-            // The callers bound |dot| and |bias| so that the sum fits an i32.
-            let acc = match bias {
-                Some(bias) => dot + bias[column + c],
-                None => dot,
-            };
-            out_row[column + c] = store(column + c, acc);
+    for (c, &dots) in sums.iter().enumerate().take(cols) {
+        let n = column + c;
+        // The callers bound |dot| and |bias| so that the sum fits an i32.
+        let acc = match bias {
+            Some(bias) => i32x4_add(dots, i32x4_splat(bias[n])),
+            None => dots,
+        };
+        for (r, value) in store.apply4(n, acc).into_iter().enumerate().take(rows) {
+            out.row_mut(first + r)[n] = value;
         }
     }
 }

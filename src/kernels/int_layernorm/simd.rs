@@ -5,6 +5,7 @@
 use core::arch::wasm32::*;
 
 use super::{LayerNormParams, RowStatistics, LAYERNORM_OUTPUT_FRACTION_BITS};
+use crate::kernels::lanes::{power_for_shift, shift_right_by_powers};
 
 /// Smallest and largest gamma shift of the SIMD loop: `gamma * y_norm` is first shifted
 /// right by 32 for every lane, then by `shift - 32` per lane.
@@ -30,7 +31,7 @@ const BETA_LIMIT: i32 = 1 << 30;
 ///   32 x 32 -> 64-bit products whose sum is the product itself, below `2^62` in
 ///   magnitude. The high 32 bits of the sum are `y_norm`.
 /// - `|gamma_m * y_norm| <= 2^61` and `2^(k-1) <= 2^61`, so their sum fits an i64, and
-///   its high 32 bits are its shift by 32; five conditional shifts by 1, 2, 4, 8 and 16 do the remaining
+///   its high 32 bits are its shift by 32; [`shift_right_by_powers`] does the remaining
 ///   `k - 32` per lane.
 pub(super) fn layernorm_rows(x: &[i16], params: &LayerNormParams, out: &mut [i8]) -> bool {
     if !params.gamma.iter().all(|g| (MIN_SHIFT..=MAX_SHIFT).contains(&g.shift)) {
@@ -89,28 +90,20 @@ struct OutputLanes {
     multipliers: Vec<i32>,
     /// `2^(k-1)`, the rounding term of gamma's shift.
     rounding: Vec<i64>,
-    /// For each bit of `k - 32` that some channel has: the shift and, per channel, an
-    /// all-ones mask where the channel takes it.
-    steps: Vec<(u32, Vec<i32>)>,
+    /// `2^(30 - (k - 32))`, the factor of the remaining shift.
+    powers: Vec<i32>,
     /// `clamp(beta, -2^30, 2^30) + 2^15`.
     offsets: Vec<i32>,
 }
 
 impl OutputLanes {
     fn new(params: &LayerNormParams) -> OutputLanes {
-        let extra: Vec<u32> = params.gamma.iter().map(|g| u32::from(g.shift - MIN_SHIFT)).collect();
-        let extra_bits = extra.iter().fold(0, |bits, &shift| bits | shift);
-        let steps = [1u32, 2, 4, 8, 16]
-            .into_iter()
-            .filter(|&bit| extra_bits & bit != 0)
-            .map(|bit| (bit, extra.iter().map(|&shift| -i32::from(shift & bit != 0)).collect()))
-            .collect();
         let half = 1 << (LAYERNORM_OUTPUT_FRACTION_BITS - 1);
 
         OutputLanes {
             multipliers: params.gamma.iter().map(|g| g.multiplier).collect(),
             rounding: params.gamma.iter().map(|g| 1i64 << (g.shift - 1)).collect(),
-            steps,
+            powers: params.gamma.iter().map(|g| power_for_shift(g.shift - MIN_SHIFT)).collect(),
             offsets: params.beta.iter().map(|&b| b.clamp(-BETA_LIMIT, BETA_LIMIT) + half).collect(),
         }
     }
@@ -141,11 +134,10 @@ impl OutputLanes {
             i64x2_extmul_high_i32x4(y_norm, multipliers),
             v128_load(self.rounding.as_ptr().add(c + 2).cast::<v128>()),
         );
-        let mut scaled = high_words(scaled_low, scaled_high);
-        for (bit, masks) in &self.steps {
-            let selected = v128_load(masks.as_ptr().add(c).cast::<v128>());
-            scaled = v128_bitselect(i32x4_shr(scaled, *bit), scaled, selected);
-        }
+        let scaled = shift_right_by_powers(
+            high_words(scaled_low, scaled_high),
+            v128_load(self.powers.as_ptr().add(c).cast::<v128>()),
+        );
 
         let offset = v128_load(self.offsets.as_ptr().add(c).cast::<v128>());
         i32x4_shr(i32x4_add(scaled, offset), LAYERNORM_OUTPUT_FRACTION_BITS)

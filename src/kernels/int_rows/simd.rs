@@ -4,6 +4,7 @@
 
 use core::arch::wasm32::*;
 
+use crate::kernels::lanes::power_of_two;
 use crate::kernels::shiftmax::{IntExp, EXPONENT_FRACTION_BITS, QUADRATIC_C_Q30};
 
 /// Returns the largest element of a non-empty row: the twin of `iter().max()`.
@@ -29,10 +30,22 @@ pub(super) fn max_i32(row: &[i32]) -> i32 {
 /// Computes `out[i] = (exps[i] * factor) >> shift`: the twin of Shiftmax's output pass.
 ///
 /// Requires `0 <= exps[i]`, `0 <= factor`, `exps[i] * factor < 2^63` and
-/// `shift >= 47`, so each result is below 2^16. The product is formed from two exact
-/// 32 x 32 -> 64-bit products: with `factor = hi * 2^31 + lo`, `exp * factor =
-/// ((exp * hi) << 31) + exp * lo`, where each term is at most the whole product.
+/// `shift >= 47`, so each result is below 2^16. A factor below 2^32 takes one exact
+/// 32 x 32 -> 64-bit product per lane; Shiftmax's quadratic exponential always gives one,
+/// because its row sum is at least 2^30. A larger factor is split as
+/// `factor = hi * 2^31 + lo`, and `exp * factor = ((exp * hi) << 31) + exp * lo`, where
+/// each term is at most the whole product.
 pub(super) fn scale_probabilities(exps: &[i32], factor: i64, shift: u32, out: &mut [u16]) {
+    if factor < 1 << 32 {
+        let factor_lanes = u32x4_splat(factor as u32);
+        let scale = |exp: v128| {
+            let low = u64x2_shr(u64x2_extmul_low_u32x4(exp, factor_lanes), shift);
+            let high = u64x2_shr(u64x2_extmul_high_u32x4(exp, factor_lanes), shift);
+            narrow(low, high)
+        };
+        return scale_blocks(exps, factor, shift, out, scale);
+    }
+
     let hi = u32x4_splat((factor >> 31) as u32);
     let lo = u32x4_splat((factor & ((1 << 31) - 1)) as u32);
     let scale = |exp: v128| {
@@ -45,9 +58,15 @@ pub(super) fn scale_probabilities(exps: &[i32], factor: i64, shift: u32, out: &m
             u64x2_extmul_high_u32x4(exp, lo),
         );
         // The low 32 bits of each shifted 64-bit lane hold the whole result.
-        i32x4_shuffle::<0, 2, 4, 6>(u64x2_shr(low, shift), u64x2_shr(high, shift))
+        narrow(u64x2_shr(low, shift), u64x2_shr(high, shift))
     };
+    scale_blocks(exps, factor, shift, out, scale)
+}
 
+/// Runs `scale` on blocks of 4 exponentials, 8 at a time, and the scalar output pass on
+/// the tail.
+#[inline(always)]
+fn scale_blocks(exps: &[i32], factor: i64, shift: u32, out: &mut [u16], scale: impl Fn(v128) -> v128) {
     let len = exps.len().min(out.len());
     let whole = len - len % 8;
     for (exp_block, out_block) in exps[..whole].chunks_exact(8).zip(out[..whole].chunks_exact_mut(8)) {
@@ -102,8 +121,8 @@ pub(super) fn sum_and_squares_i16(row: &[i16]) -> (i64, u64) {
 /// Each step of the scalar exponential maps to lanes as follows. The 64-bit products
 /// (the exponent, `c w` and the quadratic's product) are exact `u32 x u32 -> u64`
 /// products of non-negative lanes, and every other value fits an i32 lane. The scalar
-/// right shift of the mantissa by the octave count becomes five conditional shifts, by
-/// 1, 2, 4, 8 and 16, selected by the bits of the count.
+/// right shift of the mantissa by the octave count becomes a product with
+/// `2^(30 - octaves)`, whose lanes [`power_of_two`] builds with two byte shuffles.
 ///
 /// [`ExpApproximation::Quadratic`]: crate::kernels::shiftmax::ExpApproximation::Quadratic
 pub(super) fn quadratic_exps(row: &[i32], max: i32, input_shift: i8, exp: &IntExp, exps: &mut [i32]) -> i64 {
@@ -188,8 +207,14 @@ impl QuadraticLanes {
         );
         let mantissa = i32x4_add(i32x4_splat(HALF), product);
 
-        // Lanes beyond n octaves are 0, the others mantissa >> octaves with octaves <= 30.
-        v128_andnot(shift_right_by_lane(mantissa, octaves), beyond)
+        // Lanes beyond n octaves are 0, the others mantissa >> octaves with octaves <= 30:
+        // the high bits of mantissa * 2^(30 - octaves) <= 2^60.
+        let scale = power_of_two(i32x4_sub(i32x4_splat(FRACTION_BITS as i32), octaves));
+        let shifted = narrow(
+            u64x2_shr(u64x2_extmul_low_u32x4(mantissa, scale), FRACTION_BITS),
+            u64x2_shr(u64x2_extmul_high_u32x4(mantissa, scale), FRACTION_BITS),
+        );
+        v128_andnot(shifted, beyond)
     }
 
     /// [`rescale_exp_argument`](crate::kernels::shiftmax::rescale_exp_argument) of 4
@@ -214,15 +239,4 @@ impl QuadraticLanes {
 #[inline(always)]
 fn narrow(low: v128, high: v128) -> v128 {
     i32x4_shuffle::<0, 2, 4, 6>(low, high)
-}
-
-/// Shifts each non-negative lane of `value` right by its own amount in 0..=31.
-#[inline(always)]
-fn shift_right_by_lane(value: v128, amounts: v128) -> v128 {
-    let mut value = value;
-    for bit in [1u32, 2, 4, 8, 16] {
-        let selected = i32x4_ne(v128_and(amounts, i32x4_splat(bit as i32)), i32x4_splat(0));
-        value = v128_bitselect(u32x4_shr(value, bit), value, selected);
-    }
-    value
 }

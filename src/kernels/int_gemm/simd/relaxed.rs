@@ -19,7 +19,7 @@
 
 use core::arch::wasm32::*;
 
-use super::{reduce_tile, store_tile, MatrixView, MatrixViewMut};
+use super::{reduce_columns, store_tile, MatrixView, MatrixViewMut, OutputStage};
 
 /// The offset that maps a weight in -64..=63 to the 7-bit operand `w + 64` in 0..=127.
 const WEIGHT_OFFSET: i32 = 64;
@@ -145,7 +145,7 @@ pub(in crate::kernels::int_gemm) fn gemm_packed7<T>(
     w: &Panels7,
     bias: Option<&[i32]>,
     out: &mut MatrixViewMut<T>,
-    store: &impl Fn(usize, i32) -> T,
+    store: &impl OutputStage<T>,
 ) {
     let steps = w.steps;
     debug_assert_eq!(steps, a.cols.div_ceil(STEP));
@@ -164,21 +164,18 @@ pub(in crate::kernels::int_gemm) fn gemm_packed7<T>(
         for tile in 0..a.rows.div_ceil(TILE_ROWS) {
             let first = tile * TILE_ROWS;
             let a_tile = &left.data[tile * tile_len..][..tile_len];
-            let corrections: [i32; TILE_ROWS] = core::array::from_fn(|r| {
+            // One lane per row of the tile; rows past the end of `a` get 0.
+            let [c0, c1, c2, c3]: [i32; TILE_ROWS] = core::array::from_fn(|r| {
                 let sum = left.row_sums.get(first + r).copied().unwrap_or(0);
                 sum.wrapping_mul(WEIGHT_OFFSET)
             });
+            let corrections = i32x4(c0, c1, c2, c3);
             for panel in block_start..block_end {
                 let w_panel = &w.data[panel * panel_len..][..panel_len];
                 // SAFETY: both slices hold `steps` whole steps of their tile.
                 let partial = unsafe { tile7::<TILE_ROWS, TILE_COLS>(a_tile.as_ptr(), w_panel.as_ptr(), steps) };
-                let mut sums = reduce_tile(partial);
-                for (row_sums, correction) in sums.iter_mut().zip(corrections) {
-                    for sum in row_sums.iter_mut() {
-                        *sum = sum.wrapping_sub(correction);
-                    }
-                }
-                store_tile(sums, first, panel * TILE_COLS, bias, out, store);
+                let sums = reduce_columns(partial).map(|column| i32x4_sub(column, corrections));
+                store_tile::<T, TILE_ROWS, TILE_COLS>(sums, first, panel * TILE_COLS, bias, out, store);
             }
         }
         block_start = block_end;

@@ -1,0 +1,118 @@
+//! Output stages of the integer GEMMs: how the accumulator of an output, bias included,
+//! becomes the stored value.
+
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+use core::arch::wasm32::*;
+
+use crate::quant::dyadic::Dyadic;
+
+/// The conversion of an output's accumulator, in column `column`, into the stored value.
+/// Every closure `Fn(usize, i32) -> T` implements it, and [`Requantize`] adds a SIMD128
+/// path.
+pub(crate) trait OutputStage<T>: Sync {
+    /// Returns the value stored for the accumulator `acc` of column `column`.
+    fn apply(&self, column: usize, acc: i32) -> T;
+
+    /// Returns [`OutputStage::apply`] of each lane of `acc`, 4 accumulators of column
+    /// `column`.
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    #[inline(always)]
+    fn apply4(&self, column: usize, acc: v128) -> [T; 4] {
+        [
+            self.apply(column, i32x4_extract_lane::<0>(acc)),
+            self.apply(column, i32x4_extract_lane::<1>(acc)),
+            self.apply(column, i32x4_extract_lane::<2>(acc)),
+            self.apply(column, i32x4_extract_lane::<3>(acc)),
+        ]
+    }
+}
+
+impl<T, F: Fn(usize, i32) -> T + Sync> OutputStage<T> for F {
+    #[inline(always)]
+    fn apply(&self, column: usize, acc: i32) -> T {
+        self(column, acc)
+    }
+}
+
+/// Requantizes column `c` with the factor `self.0[c]`, rounding half up and saturating
+/// to the output type: [`Dyadic::requantize_i32_to_i8`] or
+/// [`Dyadic::requantize_i32_to_i16`].
+#[derive(Clone, Copy)]
+pub(crate) struct Requantize<'a>(pub &'a [Dyadic]);
+
+impl OutputStage<i8> for Requantize<'_> {
+    #[inline(always)]
+    fn apply(&self, column: usize, acc: i32) -> i8 {
+        self.0[column].requantize_i32_to_i8(acc)
+    }
+
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    #[inline(always)]
+    fn apply4(&self, column: usize, acc: v128) -> [i8; 4] {
+        let Some(values) = requantize_lanes(acc, self.0[column]) else {
+            return core::array::from_fn(|lane| self.apply(column, lane_of(acc, lane)));
+        };
+        // Both narrowing steps saturate, so together they clamp to the i8 range.
+        let words = i16x8_narrow_i32x4(values, values);
+        let bytes = i8x16_narrow_i16x8(words, words);
+        u32x4_extract_lane::<0>(bytes).to_le_bytes().map(|byte| byte as i8)
+    }
+}
+
+impl OutputStage<i16> for Requantize<'_> {
+    #[inline(always)]
+    fn apply(&self, column: usize, acc: i32) -> i16 {
+        self.0[column].requantize_i32_to_i16(acc)
+    }
+
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    #[inline(always)]
+    fn apply4(&self, column: usize, acc: v128) -> [i16; 4] {
+        let Some(values) = requantize_lanes(acc, self.0[column]) else {
+            return core::array::from_fn(|lane| self.apply(column, lane_of(acc, lane)));
+        };
+        let words = i16x8_narrow_i32x4(values, values);
+        [
+            i16x8_extract_lane::<0>(words),
+            i16x8_extract_lane::<1>(words),
+            i16x8_extract_lane::<2>(words),
+            i16x8_extract_lane::<3>(words),
+        ]
+    }
+}
+
+/// Smallest and largest shift of [`requantize_lanes`].
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+const LANE_SHIFTS: core::ops::RangeInclusive<u8> = 32..=62;
+
+/// Returns `(acc * m + 2^(k-1)) >> k` of each lane as an i32, for a factor `m / 2^k` with
+/// `k` in 32..=62, and `None` for other shifts.
+///
+/// `|acc * m| <= 2^62` and `2^(k-1) <= 2^61`, so the sum fits an i64 lane. Its high 32
+/// bits are its arithmetic shift by 32, and a uniform shift by `k - 32` does the rest:
+/// `floor(floor(x / 2^32) / 2^(k-32)) = floor(x / 2^k)`.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+#[inline(always)]
+fn requantize_lanes(acc: v128, factor: Dyadic) -> Option<v128> {
+    if !LANE_SHIFTS.contains(&factor.shift) {
+        return None;
+    }
+    let multiplier = i32x4_splat(factor.multiplier);
+    let rounding = i64x2_splat(1 << (factor.shift - 1));
+    let low = i64x2_add(i64x2_extmul_low_i32x4(acc, multiplier), rounding);
+    let high = i64x2_add(i64x2_extmul_high_i32x4(acc, multiplier), rounding);
+    let words = i32x4_shuffle::<1, 3, 5, 7>(low, high);
+    Some(i32x4_shr(words, u32::from(factor.shift - 32)))
+}
+
+/// Returns lane `lane` (0 to 3) of `v`.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+#[inline(always)]
+fn lane_of(v: v128, lane: usize) -> i32 {
+    match lane {
+        0 => i32x4_extract_lane::<0>(v),
+        1 => i32x4_extract_lane::<1>(v),
+        2 => i32x4_extract_lane::<2>(v),
+        _ => i32x4_extract_lane::<3>(v),
+    }
+}
