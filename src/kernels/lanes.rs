@@ -21,13 +21,13 @@ pub(crate) fn shift_right_by_powers(value: v128, powers: v128) -> v128 {
     i32x4_shuffle::<0, 2, 4, 6>(low, high)
 }
 
-/// Returns `2^k` in each lane, for lane values `k` in 0..=31; any other `k` gives a
+/// Returns `2^k` in each lane, for lane values `k` in 0..=31. Any other `k` gives a
 /// value that callers must mask.
 ///
 /// Byte `b` of a lane is `2^(k - 8b)` when `k - 8b` lies in 0..8, and 0 otherwise. Each
-/// byte of the lane first holds `k`; subtracting `8b` makes it an index into a table of
-/// the 8 byte-sized powers of two, followed by zeros. `i8x16_swizzle` gives 0 for indices
-/// of 16 or more, which covers the negative differences.
+/// byte of the lane first contains `k`, and subtracting `8b` makes it an index into a
+/// table of the 8 byte-sized powers of two, followed by zeros. `i8x16_swizzle` gives 0
+/// for indices of 16 or more, which covers the negative differences.
 #[inline(always)]
 pub(crate) fn power_of_two(k: v128) -> v128 {
     let spread = i8x16_swizzle(k, i8x16(0, 0, 0, 0, 4, 4, 4, 4, 8, 8, 8, 8, 12, 12, 12, 12));

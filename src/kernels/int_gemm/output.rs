@@ -18,13 +18,21 @@ pub(crate) trait OutputStage<T>: Sync {
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     #[inline(always)]
     fn apply4(&self, column: usize, acc: v128) -> [T; 4] {
-        [
-            self.apply(column, i32x4_extract_lane::<0>(acc)),
-            self.apply(column, i32x4_extract_lane::<1>(acc)),
-            self.apply(column, i32x4_extract_lane::<2>(acc)),
-            self.apply(column, i32x4_extract_lane::<3>(acc)),
-        ]
+        apply_each_lane(self, column, acc)
     }
+}
+
+/// Returns [`OutputStage::apply`] of `stage` on each lane of `acc` in turn: the scalar
+/// path of [`OutputStage::apply4`].
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+#[inline(always)]
+fn apply_each_lane<T, S: OutputStage<T> + ?Sized>(stage: &S, column: usize, acc: v128) -> [T; 4] {
+    [
+        stage.apply(column, i32x4_extract_lane::<0>(acc)),
+        stage.apply(column, i32x4_extract_lane::<1>(acc)),
+        stage.apply(column, i32x4_extract_lane::<2>(acc)),
+        stage.apply(column, i32x4_extract_lane::<3>(acc)),
+    ]
 }
 
 impl<T, F: Fn(usize, i32) -> T + Sync> OutputStage<T> for F {
@@ -50,7 +58,7 @@ impl OutputStage<i8> for Requantize<'_> {
     #[inline(always)]
     fn apply4(&self, column: usize, acc: v128) -> [i8; 4] {
         let Some(values) = requantize_lanes(acc, self.0[column]) else {
-            return core::array::from_fn(|lane| self.apply(column, lane_of(acc, lane)));
+            return apply_each_lane(self, column, acc);
         };
         // Both narrowing steps saturate, so together they clamp to the i8 range.
         let words = i16x8_narrow_i32x4(values, values);
@@ -69,7 +77,7 @@ impl OutputStage<i16> for Requantize<'_> {
     #[inline(always)]
     fn apply4(&self, column: usize, acc: v128) -> [i16; 4] {
         let Some(values) = requantize_lanes(acc, self.0[column]) else {
-            return core::array::from_fn(|lane| self.apply(column, lane_of(acc, lane)));
+            return apply_each_lane(self, column, acc);
         };
         let words = i16x8_narrow_i32x4(values, values);
         [
@@ -107,16 +115,4 @@ fn requantize_lanes(acc: v128, factor: Dyadic) -> Option<v128> {
     let high = i64x2_add(i64x2_extmul_high_i32x4(acc, multiplier), rounding);
     let words = i32x4_shuffle::<1, 3, 5, 7>(low, high);
     Some(i32x4_shr(words, u32::from(factor.shift - 32)))
-}
-
-/// Returns lane `lane` (0 to 3) of `v`.
-#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-#[inline(always)]
-fn lane_of(v: v128, lane: usize) -> i32 {
-    match lane {
-        0 => i32x4_extract_lane::<0>(v),
-        1 => i32x4_extract_lane::<1>(v),
-        2 => i32x4_extract_lane::<2>(v),
-        _ => i32x4_extract_lane::<3>(v),
-    }
 }

@@ -31,7 +31,7 @@ const BETA_LIMIT: i32 = 1 << 30;
 ///   32 x 32 -> 64-bit products whose sum is the product itself, below `2^62` in
 ///   magnitude. The high 32 bits of the sum are `y_norm`.
 /// - `|gamma_m * y_norm| <= 2^61` and `2^(k-1) <= 2^61`, so their sum fits an i64, and
-///   its high 32 bits are its shift by 32; [`shift_right_by_powers`] does the remaining
+///   its high 32 bits are its shift by 32. [`shift_right_by_powers`] does the remaining
 ///   `k - 32` per lane.
 pub(super) fn layernorm_rows(x: &[i16], params: &LayerNormParams, out: &mut [i8]) -> bool {
     if !params.gamma.iter().all(|g| (MIN_SHIFT..=MAX_SHIFT).contains(&g.shift)) {

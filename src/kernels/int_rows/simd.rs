@@ -31,8 +31,8 @@ pub(super) fn max_i32(row: &[i32]) -> i32 {
 ///
 /// Requires `0 <= exps[i]`, `0 <= factor`, `exps[i] * factor < 2^63` and
 /// `shift >= 47`, so each result is below 2^16. A factor below 2^32 takes one exact
-/// 32 x 32 -> 64-bit product per lane; Shiftmax's quadratic exponential always gives one,
-/// because its row sum is at least 2^30. A larger factor is split as
+/// 32 x 32 -> 64-bit product per lane. Shiftmax's quadratic exponential always gives such
+/// a factor, because its row sum is at least 2^30. A larger factor is split as
 /// `factor = hi * 2^31 + lo`, and `exp * factor = ((exp * hi) << 31) + exp * lo`, where
 /// each term is at most the whole product.
 pub(super) fn scale_probabilities(exps: &[i32], factor: i64, shift: u32, out: &mut [u16]) {
@@ -207,8 +207,8 @@ impl QuadraticLanes {
         );
         let mantissa = i32x4_add(i32x4_splat(HALF), product);
 
-        // Lanes beyond n octaves are 0, the others mantissa >> octaves with octaves <= 30:
-        // the high bits of mantissa * 2^(30 - octaves) <= 2^60.
+        // Lanes beyond n octaves are 0. The others are mantissa >> octaves, computed as
+        // (mantissa * 2^(30 - octaves)) >> 30 on a product of at most 2^60.
         let scale = power_of_two(i32x4_sub(i32x4_splat(FRACTION_BITS as i32), octaves));
         let shifted = narrow(
             u64x2_shr(u64x2_extmul_low_u32x4(mantissa, scale), FRACTION_BITS),
