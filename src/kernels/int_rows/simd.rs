@@ -118,24 +118,41 @@ pub(super) fn sum_and_squares_i16(row: &[i16]) -> (i64, u64) {
 /// Computes the quadratic exponentials of one Shiftmax row and returns their sum: the
 /// twin of [`super::portable::shiftmax_exps`] for [`ExpApproximation::Quadratic`].
 ///
-/// Each step of the scalar exponential maps to lanes as follows. The 64-bit products
-/// (the exponent, `c w` and the quadratic's product) are exact `u32 x u32 -> u64`
-/// products of non-negative lanes, and every other value fits an i32 lane. The scalar
-/// right shift of the mantissa by the octave count becomes a product with
-/// `2^(30 - octaves)`, whose lanes [`power_of_two`] builds with two byte shuffles.
+/// Each step of the scalar exponential maps to lanes as follows. The lanes work on the
+/// magnitude of the argument, `max - x` as an unsigned lane, which the scalar saturating
+/// difference, input shift and clamp turn into a value in `[0, 2^30]`. The 64-bit
+/// products (the exponent, `c w` and the quadratic's product) are exact
+/// `u32 x u32 -> u64` products of non-negative lanes, and every other value fits an i32
+/// lane. The scalar right shift of the mantissa by the octave count becomes a product
+/// with `2^(30 - octaves)`, whose lanes [`power_of_two`] builds with two byte shuffles.
 ///
 /// [`ExpApproximation::Quadratic`]: crate::kernels::shiftmax::ExpApproximation::Quadratic
 pub(super) fn quadratic_exps(row: &[i32], max: i32, input_shift: i8, exp: &IntExp, exps: &mut [i32]) -> i64 {
     let len = row.len().min(exps.len());
+    // Elements in blocks of 8, then one block of 4, then a scalar tail.
+    let paired = len - len % 8;
     let whole = len - len % 4;
     let lanes = QuadraticLanes::new(max, input_shift, exp);
 
     let mut sum = i64x2_splat(0);
-    for (x_block, exp_block) in row[..whole].chunks_exact(4).zip(exps[..whole].chunks_exact_mut(4)) {
-        // SAFETY: each block has 4 readable and 4 writable i32 values.
-        let value = unsafe { lanes.exp(v128_load(x_block.as_ptr().cast::<v128>())) };
-        unsafe { v128_store(exp_block.as_mut_ptr().cast::<v128>(), value) };
-        sum = i64x2_add(sum, i64x2_add(i64x2_extend_low_i32x4(value), i64x2_extend_high_i32x4(value)));
+    for (x_block, exp_block) in row[..paired].chunks_exact(8).zip(exps[..paired].chunks_exact_mut(8)) {
+        // SAFETY: each block has 8 readable and 8 writable i32 values.
+        let (first, second) = unsafe {
+            let first = lanes.exp(v128_load(x_block.as_ptr().cast::<v128>()));
+            let second = lanes.exp(v128_load(x_block.as_ptr().add(4).cast::<v128>()));
+            v128_store(exp_block.as_mut_ptr().cast::<v128>(), first);
+            v128_store(exp_block.as_mut_ptr().add(4).cast::<v128>(), second);
+            (first, second)
+        };
+        // Each exponential is at most 2^30, so the sum of two fits a u32 lane.
+        let both = i32x4_add(first, second);
+        sum = i64x2_add(sum, i64x2_add(u64x2_extend_low_u32x4(both), u64x2_extend_high_u32x4(both)));
+    }
+    if whole > paired {
+        // SAFETY: the block has 4 readable and 4 writable i32 values.
+        let value = unsafe { lanes.exp(v128_load(row[paired..].as_ptr().cast::<v128>())) };
+        unsafe { v128_store(exps[paired..].as_mut_ptr().cast::<v128>(), value) };
+        sum = i64x2_add(sum, i64x2_add(u64x2_extend_low_u32x4(value), u64x2_extend_high_u32x4(value)));
     }
 
     let mut total = i64x2_extract_lane::<0>(sum) + i64x2_extract_lane::<1>(sum);
@@ -152,7 +169,8 @@ struct QuadraticLanes {
     input_shift: i8,
     multiplier: v128,
     reciprocal_shift: u32,
-    limit: v128,
+    /// The largest magnitude whose exponent lies within `exp_bits` octaves.
+    last_within: v128,
     c: v128,
 }
 
@@ -169,7 +187,7 @@ impl QuadraticLanes {
             // The multiplier lies in [2^31, 2^32), and C below 2^28.
             multiplier: u32x4_splat(exp.reciprocal.multiplier as u32),
             reciprocal_shift: exp.reciprocal.shift,
-            limit: i64x2_splat(i64::from(exp.exp_bits) << FRACTION_BITS),
+            last_within: i32x4_splat(last_magnitude_within(exp)),
             c: u32x4_splat(QUADRATIC_C_Q30 as u32),
         }
     }
@@ -177,20 +195,12 @@ impl QuadraticLanes {
     /// Returns the exponentials of 4 scores, each at most the row maximum.
     #[inline(always)]
     fn exp(&self, x: v128) -> v128 {
-        // x - max wraps to a value above 0 exactly when it lies below -2^31, where the
-        // scalar saturating subtraction gives i32::MIN.
-        let difference = i32x4_sub(x, self.max);
-        let difference = v128_bitselect(i32x4_splat(i32::MIN), difference, i32x4_gt(difference, i32x4_splat(0)));
-        let argument = self.rescale(difference);
-
-        // magnitude = -clamp(argument, -2^30, 0), in [0, 2^30].
-        let clamped = i32x4_min(i32x4_max(argument, i32x4_splat(-ONE)), i32x4_splat(0));
-        let magnitude = i32x4_neg(clamped);
+        let magnitude = self.magnitude(x);
 
         // exponent = (magnitude * K) >> s < 2^62, in two i64x2 halves.
         let exponent_low = u64x2_shr(u64x2_extmul_low_u32x4(magnitude, self.multiplier), self.reciprocal_shift);
         let exponent_high = u64x2_shr(u64x2_extmul_high_u32x4(magnitude, self.multiplier), self.reciprocal_shift);
-        let beyond = narrow(i64x2_gt(exponent_low, self.limit), i64x2_gt(exponent_high, self.limit));
+        let beyond = i32x4_gt(magnitude, self.last_within);
         let octaves = narrow(u64x2_shr(exponent_low, FRACTION_BITS), u64x2_shr(exponent_high, FRACTION_BITS));
         let fraction = v128_and(narrow(exponent_low, exponent_high), i32x4_splat(ONE - 1));
 
@@ -217,22 +227,40 @@ impl QuadraticLanes {
         v128_andnot(shifted, beyond)
     }
 
-    /// [`rescale_exp_argument`](crate::kernels::shiftmax::rescale_exp_argument) of 4
-    /// arguments at most 0.
+    /// Returns `-clamp(rescale_exp_argument(x.saturating_sub(max)), -2^30, 0)`, the
+    /// magnitude in `[0, 2^30]` that the scalar exponential computes, for 4 scores `x` at
+    /// most `max`.
+    ///
+    /// `m = max - x` is exact as a u32 lane, and the scalar difference is `-min(m, 2^31)`
+    /// after saturation. For an input shift `s > 0`, the scalar rounds `(h - m) >> s` with
+    /// `h = 2^(s-1)`, whose negation is `(m + h - 1) >> s`, and `m + h - 1` stays below
+    /// 2^32 for `m <= 2^31`. For `s = -t < 0`, the scalar clamp at `-2^(30 - t)` leaves
+    /// `min(m, 2^(30 - t)) << t`, at most 2^30.
     #[inline(always)]
-    fn rescale(&self, x: v128) -> v128 {
+    fn magnitude(&self, x: v128) -> v128 {
+        let m = i32x4_sub(self.max, x);
         match self.input_shift {
-            0 => x,
+            0 => u32x4_min(m, i32x4_splat(ONE)),
             shift if shift > 0 => {
-                // Adding 2^(shift-1) <= 2^29 to a value <= 0 cannot overflow.
-                i32x4_shr(i32x4_add(x, i32x4_splat(1 << (shift - 1))), shift as u32)
+                let saturated = u32x4_min(m, u32x4_splat(1 << 31));
+                let rounded = u32x4_shr(i32x4_add(saturated, i32x4_splat((1 << (shift - 1)) - 1)), shift as u32);
+                u32x4_min(rounded, i32x4_splat(ONE))
             }
             shift => {
                 let t = u32::from(shift.unsigned_abs());
-                i32x4_shl(i32x4_max(x, i32x4_splat(-(1 << (30 - t)))), t)
+                i32x4_shl(u32x4_min(m, i32x4_splat(1 << (30 - t))), t)
             }
         }
     }
+}
+
+/// Returns the largest magnitude `u` in `[0, 2^30]` whose exponent `(u * K) >> s` lies
+/// within `exp_bits` octaves: `(u * K) >> s <= L` with `L = exp_bits << 30` is true exactly
+/// when `u * K < (L + 1) << s`, that is `u <= (((L + 1) << s) - 1) / K`.
+fn last_magnitude_within(exp: &IntExp) -> i32 {
+    let limit = (i128::from(exp.exp_bits) << FRACTION_BITS) + 1;
+    let bound = ((limit << exp.reciprocal.shift) - 1) / i128::from(exp.reciprocal.multiplier);
+    bound.min(i128::from(ONE)) as i32
 }
 
 /// Returns the low 32 bits of the four i64 lanes of `low` and `high`, in order.
