@@ -20,6 +20,17 @@ pub(crate) trait OutputStage<T>: Sync {
     fn apply4(&self, column: usize, acc: v128) -> [T; 4] {
         apply_each_lane(self, column, acc)
     }
+
+    /// Stores the outputs of a tile of 4 rows and 2 adjacent columns: lane `r` of
+    /// `acc[c]` goes through [`OutputStage::apply`] to `rows[r].add(column + c)`.
+    ///
+    /// # Safety
+    /// Each `rows[r].add(column)` and `rows[r].add(column + 1)` must be writable.
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    #[inline(always)]
+    unsafe fn store_pair(&self, column: usize, acc: [v128; 2], rows: [*mut T; 4]) {
+        store_each_column(self, column, acc, rows)
+    }
 }
 
 /// Returns [`OutputStage::apply`] of `stage` on each lane of `acc` in turn: the scalar
@@ -65,6 +76,28 @@ impl OutputStage<i8> for Requantize<'_> {
         let bytes = i8x16_narrow_i16x8(words, words);
         u32x4_extract_lane::<0>(bytes).to_le_bytes().map(|byte| byte as i8)
     }
+
+    /// Requantizes both columns in lanes and stores each row's 2 bytes with one 16-bit
+    /// store.
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    #[inline(always)]
+    unsafe fn store_pair(&self, column: usize, acc: [v128; 2], rows: [*mut i8; 4]) {
+        let (Some(first), Some(second)) =
+            (requantize_lanes(acc[0], self.0[column]), requantize_lanes(acc[1], self.0[column + 1]))
+        else {
+            return store_each_column(self, column, acc, rows);
+        };
+        // Both narrowing steps saturate, so together they clamp to the i8 range. Bytes
+        // 0..4 hold the first column's rows and bytes 4..8 the second's; the shuffle
+        // puts row r's two bytes in 16-bit lane r.
+        let words = i16x8_narrow_i32x4(first, second);
+        let bytes = i8x16_narrow_i16x8(words, words);
+        let pairs = i8x16_shuffle::<0, 4, 1, 5, 2, 6, 3, 7, 0, 4, 1, 5, 2, 6, 3, 7>(bytes, bytes);
+        v128_store16_lane::<0>(pairs, rows[0].add(column).cast::<u16>());
+        v128_store16_lane::<1>(pairs, rows[1].add(column).cast::<u16>());
+        v128_store16_lane::<2>(pairs, rows[2].add(column).cast::<u16>());
+        v128_store16_lane::<3>(pairs, rows[3].add(column).cast::<u16>());
+    }
 }
 
 impl OutputStage<i16> for Requantize<'_> {
@@ -86,6 +119,42 @@ impl OutputStage<i16> for Requantize<'_> {
             i16x8_extract_lane::<2>(words),
             i16x8_extract_lane::<3>(words),
         ]
+    }
+
+    /// Requantizes both columns in lanes and stores each row's 2 words with one 32-bit
+    /// store.
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    #[inline(always)]
+    unsafe fn store_pair(&self, column: usize, acc: [v128; 2], rows: [*mut i16; 4]) {
+        let (Some(first), Some(second)) =
+            (requantize_lanes(acc[0], self.0[column]), requantize_lanes(acc[1], self.0[column + 1]))
+        else {
+            return store_each_column(self, column, acc, rows);
+        };
+        // Words 0..4 hold the first column's rows and words 4..8 the second's; the
+        // shuffle puts row r's two words in 32-bit lane r.
+        let words = i16x8_narrow_i32x4(first, second);
+        let pairs = i16x8_shuffle::<0, 4, 1, 5, 2, 6, 3, 7>(words, words);
+        v128_store32_lane::<0>(pairs, rows[0].add(column).cast::<u32>());
+        v128_store32_lane::<1>(pairs, rows[1].add(column).cast::<u32>());
+        v128_store32_lane::<2>(pairs, rows[2].add(column).cast::<u32>());
+        v128_store32_lane::<3>(pairs, rows[3].add(column).cast::<u32>());
+    }
+}
+
+/// Stores a tile of 4 rows and 2 columns column by column through
+/// [`OutputStage::apply4`], one output at a time: the default of
+/// [`OutputStage::store_pair`].
+///
+/// # Safety
+/// As for [`OutputStage::store_pair`].
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+#[inline(always)]
+unsafe fn store_each_column<T, S: OutputStage<T> + ?Sized>(stage: &S, column: usize, acc: [v128; 2], rows: [*mut T; 4]) {
+    for (c, &lanes) in acc.iter().enumerate() {
+        for (row, value) in rows.iter().zip(stage.apply4(column + c, lanes)) {
+            *row.add(column + c) = value;
+        }
     }
 }
 

@@ -427,15 +427,31 @@ fn store_tile<T, const R: usize, const C: usize>(
 ) {
     let rows = R.min(out.rows - first);
     let cols = C.min(out.cols - column);
-    for (c, &dots) in sums.iter().enumerate().take(cols) {
+    // Start of each row of the tile in `out.data`, computed once for all its columns.
+    let row_starts: [usize; R] = core::array::from_fn(|r| (first + r) * out.row_stride);
+    let data = out.data.as_mut_ptr();
+    // The callers bound |dot| and |bias| so that every sum fits an i32.
+    let with_bias = |c: usize| match bias {
+        Some(bias) => i32x4_add(sums[c], i32x4_splat(bias[column + c])),
+        None => sums[c],
+    };
+
+    if R == 4 && C == 2 && rows == 4 && cols == 2 {
+        // SAFETY: rows `first..first + 4` are below `out.rows` and columns `column` and
+        // `column + 1` below `out.cols`, inside the view that `MatrixViewMut::new` checked.
+        unsafe {
+            let row_ptrs: [*mut T; 4] = core::array::from_fn(|r| data.add(row_starts[r]));
+            store.store_pair(column, [with_bias(0), with_bias(1)], row_ptrs);
+        }
+        return;
+    }
+    for c in 0..cols {
         let n = column + c;
-        // The callers bound |dot| and |bias| so that the sum fits an i32.
-        let acc = match bias {
-            Some(bias) => i32x4_add(dots, i32x4_splat(bias[n])),
-            None => dots,
-        };
+        let acc = with_bias(c);
         for (r, value) in store.apply4(n, acc).into_iter().enumerate().take(rows) {
-            out.row_mut(first + r)[n] = value;
+            // SAFETY: row `first + r` is below `out.rows` and column `n` below `out.cols`,
+            // so the element lies inside the view, whose data `MatrixViewMut::new` checked.
+            unsafe { *data.add(row_starts[r] + n) = value };
         }
     }
 }
