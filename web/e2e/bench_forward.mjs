@@ -8,8 +8,9 @@
 // 3 times to warm up, then N times (default 20). Each time is the worker's own measure of
 // the forward pass (`performance.now()` around it, preprocessing excluded). The threaded
 // packages run one rayon thread per logical core; `pkg` runs one thread. The script prints the
-// median and minimum, and the time per op kind of the fastest run. Other load on the
-// machine slows the runs, so read the minimum next to the median.
+// median and minimum, and the times of the fastest run per op kind and per layer summed
+// over the blocks. Other load on the machine slows the runs, so read the minimum next to
+// the median.
 //
 // The browser flags are those of run.mjs: a fresh profile, and no host name but 127.0.0.1
 // resolves.
@@ -124,6 +125,16 @@ try {
   }
   const breakdown = [...perOp].sort((a, b) => b[1] - a[1]).map(([op, ms]) => `${op} ${ms.toFixed(1)}`);
   console.log(`fastest run by op kind (ms): ${breakdown.join(', ')}`);
+
+  // Layers of the same kind in every block, such as `blocks.3.attn.scores`, summed
+  // under their name without the block index: `attn.scores`.
+  const perLayer = new Map();
+  for (const record of fastest.layers) {
+    const kind = record.layer.replace(/^blocks\.\d+\./, '');
+    perLayer.set(kind, (perLayer.get(kind) ?? 0) + record.micros / 1000);
+  }
+  const layers = [...perLayer].sort((a, b) => b[1] - a[1]).map(([kind, ms]) => `${kind} ${ms.toFixed(1)}`);
+  console.log(`fastest run by layer, summed over blocks (ms): ${layers.join(', ')}`);
 } finally {
   await context.close();
   await rm(profile, { recursive: true, force: true });
