@@ -146,7 +146,7 @@ impl NonLinearOps for IntegerOps {
         if channels == 0 || x.len() % channels != 0 || out.len() != x.len() {
             return layernorm_i16_i8(x, norm, out);
         }
-        par_rows(x, channels, out, channels, |_, x, out| layernorm_i16_i8(x, norm, out))
+        par_rows_per_thread(x, channels, out, channels, |_, x, out| layernorm_i16_i8(x, norm, out))
     }
 }
 
@@ -519,8 +519,9 @@ impl IntBlock {
             let table = self.gelu_table()?;
             let mut gelu = vec![0i32; tokens * m];
             let mut activated = vec![0i8; gelu.len()];
-            // Element-wise, so blocks of rows spread over the threads.
-            let block = GEMM_ROW_BLOCK * m;
+            // Element-wise, so blocks of rows spread over the threads, 2 per thread
+            // because the requantization prepares per-channel constants on each call.
+            let block = tokens.div_ceil(2 * rayon::current_num_threads()).max(1) * m;
             gelu.par_chunks_mut(block).zip(activated.par_chunks_mut(block)).zip(hidden.par_chunks(block)).try_for_each(
                 |((gelu, activated), hidden)| {
                     ops.gelu(index, &table, hidden, gelu)?;
@@ -550,7 +551,7 @@ fn residual_add(x: &[i16], skip: Dyadic, acc: &[i32], requant: &[Dyadic]) -> Res
         residual_add_i16_i32_per_channel_i16(x, skip, acc, requant, &mut out)?;
         return Ok(out);
     }
-    par_rows(x, channels, &mut out, channels, |first, x, out| {
+    par_rows_per_thread(x, channels, &mut out, channels, |first, x, out| {
         let acc = &acc[first * channels..][..x.len()];
         residual_add_i16_i32_per_channel_i16(x, skip, acc, requant, out)
     })?;
@@ -580,8 +581,36 @@ fn par_rows<I: Sync, O: Send>(
     out_len: usize,
     kernel: impl Fn(usize, &[I], &mut [O]) -> Result<(), KernelError> + Sync,
 ) -> Result<(), KernelError> {
-    output.par_chunks_mut(GEMM_ROW_BLOCK * out_len).enumerate().try_for_each(|(block, out_block)| {
-        let first = block * GEMM_ROW_BLOCK;
+    par_row_blocks(GEMM_ROW_BLOCK, input, in_len, output, out_len, kernel)
+}
+
+/// Runs `kernel` as [`par_rows`] does, on 2 blocks of rows per thread of the pool. The
+/// row-wise kernels prepare per-channel constants on each call, which blocks of
+/// [`GEMM_ROW_BLOCK`] rows would repeat 13 times for 197 tokens.
+fn par_rows_per_thread<I: Sync, O: Send>(
+    input: &[I],
+    in_len: usize,
+    output: &mut [O],
+    out_len: usize,
+    kernel: impl Fn(usize, &[I], &mut [O]) -> Result<(), KernelError> + Sync,
+) -> Result<(), KernelError> {
+    let rows = output.len() / out_len.max(1);
+    let block_rows = rows.div_ceil(2 * rayon::current_num_threads()).max(1);
+    par_row_blocks(block_rows, input, in_len, output, out_len, kernel)
+}
+
+/// Runs `kernel(first_row, input_block, output_block)` on blocks of `block_rows >= 1`
+/// rows across the thread pool; see [`par_rows`].
+fn par_row_blocks<I: Sync, O: Send>(
+    block_rows: usize,
+    input: &[I],
+    in_len: usize,
+    output: &mut [O],
+    out_len: usize,
+    kernel: impl Fn(usize, &[I], &mut [O]) -> Result<(), KernelError> + Sync,
+) -> Result<(), KernelError> {
+    output.par_chunks_mut(block_rows * out_len.max(1)).enumerate().try_for_each(|(block, out_block)| {
+        let first = block * block_rows;
         let rows = out_block.len() / out_len.max(1);
         let in_block = if in_len == 0 { &input[..0] } else { &input[first * in_len..(first + rows) * in_len] };
         kernel(first, in_block, out_block)
