@@ -521,7 +521,7 @@ impl IntBlock {
             let mut activated = vec![0i8; gelu.len()];
             // Element-wise, so blocks of rows spread over the threads, 2 per thread
             // because the requantization prepares per-channel constants on each call.
-            let block = tokens.div_ceil(2 * rayon::current_num_threads()).max(1) * m;
+            let block = rows_per_thread_block(tokens) * m;
             gelu.par_chunks_mut(block).zip(activated.par_chunks_mut(block)).zip(hidden.par_chunks(block)).try_for_each(
                 |((gelu, activated), hidden)| {
                     ops.gelu(index, &table, hidden, gelu)?;
@@ -595,8 +595,13 @@ fn par_rows_per_thread<I: Sync, O: Send>(
     kernel: impl Fn(usize, &[I], &mut [O]) -> Result<(), KernelError> + Sync,
 ) -> Result<(), KernelError> {
     let rows = output.len() / out_len.max(1);
-    let block_rows = rows.div_ceil(2 * rayon::current_num_threads()).max(1);
-    par_row_blocks(block_rows, input, in_len, output, out_len, kernel)
+    par_row_blocks(rows_per_thread_block(rows), input, in_len, output, out_len, kernel)
+}
+
+/// Returns the rows of each block when `rows` rows are split into 2 blocks per thread of
+/// the pool, at least 1.
+fn rows_per_thread_block(rows: usize) -> usize {
+    rows.div_ceil(2 * rayon::current_num_threads()).max(1)
 }
 
 /// Runs `kernel(first_row, input_block, output_block)` on blocks of `block_rows >= 1`

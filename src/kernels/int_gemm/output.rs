@@ -59,6 +59,19 @@ impl<T, F: Fn(usize, i32) -> T + Sync> OutputStage<T> for F {
 #[derive(Clone, Copy)]
 pub(crate) struct Requantize<'a>(pub &'a [Dyadic]);
 
+impl Requantize<'_> {
+    /// Returns the 4 rows of columns `column` and `column + 1`, requantized in lanes and
+    /// narrowed with saturation to i16: words 0..4 and 4..8. Returns `None` when either
+    /// shift lies outside [`LANE_SHIFTS`].
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    #[inline(always)]
+    fn requantize_pair(&self, column: usize, acc: [v128; 2]) -> Option<v128> {
+        let first = requantize_lanes(acc[0], self.0[column])?;
+        let second = requantize_lanes(acc[1], self.0[column + 1])?;
+        Some(i16x8_narrow_i32x4(first, second))
+    }
+}
+
 impl OutputStage<i8> for Requantize<'_> {
     #[inline(always)]
     fn apply(&self, column: usize, acc: i32) -> i8 {
@@ -82,15 +95,12 @@ impl OutputStage<i8> for Requantize<'_> {
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     #[inline(always)]
     unsafe fn store_pair(&self, column: usize, acc: [v128; 2], rows: [*mut i8; 4]) {
-        let (Some(first), Some(second)) =
-            (requantize_lanes(acc[0], self.0[column]), requantize_lanes(acc[1], self.0[column + 1]))
-        else {
+        let Some(words) = self.requantize_pair(column, acc) else {
             return store_each_column(self, column, acc, rows);
         };
-        // Both narrowing steps saturate, so together they clamp to the i8 range. Bytes
-        // 0..4 hold the first column's rows and bytes 4..8 the second's; the shuffle
-        // puts row r's two bytes in 16-bit lane r.
-        let words = i16x8_narrow_i32x4(first, second);
+        // The second narrowing also saturates, so together they clamp to the i8 range.
+        // Bytes 0..4 hold the first column's rows and bytes 4..8 the second's. The
+        // shuffle puts row r's two bytes in 16-bit lane r.
         let bytes = i8x16_narrow_i16x8(words, words);
         let pairs = i8x16_shuffle::<0, 4, 1, 5, 2, 6, 3, 7, 0, 4, 1, 5, 2, 6, 3, 7>(bytes, bytes);
         v128_store16_lane::<0>(pairs, rows[0].add(column).cast::<u16>());
@@ -126,14 +136,11 @@ impl OutputStage<i16> for Requantize<'_> {
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     #[inline(always)]
     unsafe fn store_pair(&self, column: usize, acc: [v128; 2], rows: [*mut i16; 4]) {
-        let (Some(first), Some(second)) =
-            (requantize_lanes(acc[0], self.0[column]), requantize_lanes(acc[1], self.0[column + 1]))
-        else {
+        let Some(words) = self.requantize_pair(column, acc) else {
             return store_each_column(self, column, acc, rows);
         };
-        // Words 0..4 hold the first column's rows and words 4..8 the second's; the
+        // Words 0..4 hold the first column's rows and words 4..8 the second's. The
         // shuffle puts row r's two words in 32-bit lane r.
-        let words = i16x8_narrow_i32x4(first, second);
         let pairs = i16x8_shuffle::<0, 4, 1, 5, 2, 6, 3, 7>(words, words);
         v128_store32_lane::<0>(pairs, rows[0].add(column).cast::<u32>());
         v128_store32_lane::<1>(pairs, rows[1].add(column).cast::<u32>());

@@ -438,7 +438,8 @@ fn store_tile<T, const R: usize, const C: usize>(
 
     if R == 4 && C == 2 && rows == 4 && cols == 2 {
         // SAFETY: rows `first..first + 4` are below `out.rows` and columns `column` and
-        // `column + 1` below `out.cols`, inside the view that `MatrixViewMut::new` checked.
+        // `column + 1` below `out.cols`. Every `MatrixViewMut` constructor checks that such
+        // elements lie inside its data.
         unsafe {
             let row_ptrs: [*mut T; 4] = core::array::from_fn(|r| data.add(row_starts[r]));
             store.store_pair(column, [with_bias(0), with_bias(1)], row_ptrs);
@@ -450,7 +451,7 @@ fn store_tile<T, const R: usize, const C: usize>(
         let acc = with_bias(c);
         for (r, value) in store.apply4(n, acc).into_iter().enumerate().take(rows) {
             // SAFETY: row `first + r` is below `out.rows` and column `n` below `out.cols`,
-            // so the element lies inside the view, whose data `MatrixViewMut::new` checked.
+            // so the element lies inside the view's data, as above.
             unsafe { *data.add(row_starts[r] + n) = value };
         }
     }
