@@ -1,6 +1,7 @@
 //! The worker's side of the protocol: keeps the loaded models and answers requests.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -465,13 +466,44 @@ fn read_id(message: &JsValue) -> Option<u32> {
 
 /// Runs `op` on a thread of the rayon pool and returns its result.
 ///
-/// A forward pass started on the worker's own thread hands each parallel loop (14 per
+/// A forward pass started on the worker's own thread hands each parallel loop (10 per
 /// block of the integer path) to the pool and sleeps until the loop ends: two thread
 /// wake-ups per loop. Started on a pool thread, the pass runs those loops itself and
-/// shares them with the idle threads. In the package without threads, `op` runs on the
-/// calling thread.
+/// shares them with the other threads. Those threads poll for work until `op` returns
+/// instead of falling asleep between loops ([`poll_until`]). In the package without
+/// threads, `op` runs on the calling thread.
 fn on_pool<R: Send>(op: impl FnOnce() -> R + Send) -> R {
-    rayon::scope(|_| op())
+    let done = AtomicBool::new(false);
+    rayon::scope(|scope| {
+        for _ in 1..rayon::current_num_threads() {
+            scope.spawn(|_| poll_until(&done));
+        }
+        // Set on drop, so a panicking `op` also releases the polling threads.
+        let _release = SetOnDrop(&done);
+        op()
+    })
+}
+
+/// Runs the pool's pending jobs on this thread until `done` is set.
+///
+/// An idle rayon thread sleeps after a few rounds without work, and waking it costs tens
+/// of microseconds, as much as a whole small parallel loop such as a residual add. An
+/// integer pass runs about 120 parallel loops.
+fn poll_until(done: &AtomicBool) {
+    while !done.load(Ordering::Acquire) {
+        if rayon::yield_now() != Some(rayon::Yield::Executed) {
+            std::hint::spin_loop();
+        }
+    }
+}
+
+/// Sets its flag when dropped.
+struct SetOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for SetOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
 }
 
 /// `performance.now()` of the worker, in microseconds.
