@@ -6,6 +6,10 @@
 //! not modules in timm, get names under their block: `blocks.3.attn.scores` (Q.K^T),
 //! `blocks.3.attn.softmax`, `blocks.3.attn.context` (attention x V), `blocks.3.mlp.act`,
 //! `blocks.3.residual1` and `blocks.3.residual2`.
+//!
+//! Both paths time Q.K^T, softmax and attention x V as one record, `blocks.3.attn.context`
+//! of kind [`OpKind::Attention`], because the integer path runs the three per block of
+//! query rows and never has a whole phase to time. Traces keep the three names.
 
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +35,8 @@ pub enum OpKind {
     PosEmbed,
     LayerNorm,
     Linear,
+    /// Q.K^T, softmax and attention x V of every head, from the qkv activations.
+    Attention,
     MatMul,
     Softmax,
     Gelu,

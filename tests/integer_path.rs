@@ -1,5 +1,6 @@
 //! The integer path end to end: quantization, the `.ivit` round trip and its corruption
-//! cases, determinism across thread counts, and agreement with the float path.
+//! cases, determinism across thread counts, the fused attention against the kernels run
+//! phase by phase, and agreement with the float path.
 
 mod common;
 
@@ -7,7 +8,15 @@ use common::tiny::{random_crop, tiny_model};
 use ivit::image::{normalize, Rgb8};
 use ivit::model::calibrate::Calibration;
 use ivit::model::format::{self, FormatError};
-use ivit::model::integer::IntVit;
+use std::collections::HashMap;
+
+use ivit::kernels::int_gemm::{
+    attention_scores_i8_i32, attention_values_u16_i8_requant_i8_per_channel, MatrixView, MatrixViewMut,
+    TransposedValues,
+};
+use ivit::kernels::shiftmax::shiftmax_i32_u16;
+use ivit::model::integer::{IntTraceSink, IntVit, IntegerOps};
+use ivit::profile::Untimed;
 use ivit::model::quantize::{quantize, QuantizeOptions};
 use ivit::model::FloatVit;
 use ivit::{PathKind, PreprocessConfig, Profiler};
@@ -214,5 +223,78 @@ fn weight_bits_bound_every_linear_weight() {
         let options = QuantizeOptions { weight_bits: bits, ..QuantizeOptions::default() };
         let err = quantize(&float, &preprocess, &calibration, options).expect_err("out-of-range weight bits");
         assert!(err.to_string().contains(&format!("weight bits {bits}")), "{err}");
+    }
+}
+
+/// Keeps the int8 and int32 activations of a traced pass by layer name.
+#[derive(Default)]
+struct Recorder {
+    i8s: HashMap<String, Vec<i8>>,
+    i32s: HashMap<String, Vec<i32>>,
+}
+
+impl IntTraceSink for Recorder {
+    fn enabled(&self) -> bool {
+        true
+    }
+
+    fn record_i8(&mut self, layer: &dyn Fn() -> String, values: &[i8]) {
+        self.i8s.insert(layer(), values.to_vec());
+    }
+
+    fn record_i16(&mut self, _: &dyn Fn() -> String, _: &[i16]) {}
+
+    fn record_i32(&mut self, layer: &dyn Fn() -> String, values: &[i32]) {
+        self.i32s.insert(layer(), values.to_vec());
+    }
+}
+
+/// Runs Q.K^T, Shiftmax and probabilities x V of block `index` one whole phase at a time
+/// on `qkv` `[tokens, 3 * D]`, and returns the scores `[heads, tokens, tokens]` and the
+/// context `[tokens, D]`.
+fn attention_by_phases(int: &IntVit, index: usize, qkv: &[i8]) -> (Vec<i32>, Vec<i8>) {
+    let c = &int.config;
+    let (d, tokens, head_dim) = (c.embed_dim, c.num_tokens, c.head_dim());
+    let block = &int.blocks[index];
+    let view = |part: usize, head: usize| {
+        MatrixView::new(&qkv[part * d + head * head_dim..], tokens, head_dim, 3 * d).expect("head view")
+    };
+
+    let mut scores = vec![0i32; c.num_heads * tokens * tokens];
+    let mut context = vec![0i8; tokens * d];
+    for head in 0..c.num_heads {
+        let head_scores = &mut scores[head * tokens * tokens..][..tokens * tokens];
+        let out = MatrixViewMut::contiguous(head_scores, tokens, tokens).expect("scores view");
+        attention_scores_i8_i32(view(0, head), view(1, head), out).expect("scores");
+
+        let mut probabilities = vec![0u16; tokens * tokens];
+        shiftmax_i32_u16(head_scores, tokens, &block.shiftmax, &mut probabilities).expect("Shiftmax");
+
+        let p = MatrixView::contiguous(&probabilities, tokens, tokens).expect("probabilities view");
+        let out = MatrixViewMut::new(&mut context[head * head_dim..], tokens, head_dim, d).expect("context view");
+        let requant = &block.context[head * head_dim..(head + 1) * head_dim];
+        attention_values_u16_i8_requant_i8_per_channel(p, &TransposedValues::new(view(2, head)), requant, out)
+            .expect("context");
+    }
+    (scores, context)
+}
+
+#[test]
+fn fused_attention_equals_its_phases_run_one_after_another() {
+    let (mut rng, seed) = seeded();
+    let (_, int, _) = quantized_tiny(&mut rng);
+    let crop = random_crop(&mut rng);
+
+    // Each pool size splits the query rows into blocks of another size.
+    for threads in [1, 2, 3] {
+        let mut recorder = Recorder::default();
+        in_pool(threads, || int.forward_with(&crop, &IntegerOps, &mut Untimed, &mut recorder)).expect("traced forward");
+
+        for index in 0..int.blocks.len() {
+            let layer = |suffix: &str| format!("blocks.{index}.attn.{suffix}");
+            let (scores, context) = attention_by_phases(&int, index, &recorder.i8s[&layer("qkv")]);
+            assert_eq!(recorder.i32s[&layer("scores")], scores, "seed {seed}, {threads} threads, block {index}: scores");
+            assert_eq!(recorder.i8s[&layer("context")], context, "seed {seed}, {threads} threads, block {index}: context");
+        }
     }
 }

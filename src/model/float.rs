@@ -1,21 +1,21 @@
 //! The float32 ViT: structs mirror timm's module tree (`patch_embed`, `blocks.N.attn`,
 //! `blocks.N.mlp`, `norm`, `head`), each built from its weight prefix.
 
-use rayon::prelude::*;
-
 use super::config::VitConfig;
 use super::error::ModelError;
 use super::weights::Weights;
 use crate::profile::{ActivationTrace, OpKind, Profiler};
 
+mod attention;
+
 // The float kernels of this build: the SIMD128 ones on wasm32 with `simd128`, else their
 // portable twins. Both sets have the same signatures.
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 use crate::kernels::float_simd128::{
-    self as simd, add_in_place_f32, gelu_erf_f32, layer_norm_f32, softmax_rows_f32, PackedPanels,
+    self as simd, add_in_place_f32, gelu_erf_f32, layer_norm_f32, PackedPanels,
 };
 #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-use crate::kernels::float::{add_in_place_f32, gelu_erf_f32, layer_norm_f32, linear_f32, softmax_rows_f32};
+use crate::kernels::float::{add_in_place_f32, gelu_erf_f32, layer_norm_f32, linear_f32};
 
 /// LayerNorm epsilon of timm's ViT and DeiT.
 pub const LAYER_NORM_EPS: f32 = 1e-6;
@@ -278,145 +278,6 @@ impl Block {
         record(trace, &name("residual2"), &x);
         x
     }
-}
-
-impl Attention {
-    /// `x`: `[tokens, D]` -> `[tokens, D]`.
-    fn forward(&self, x: &[f32], index: usize, profiler: &mut Profiler, trace: &mut Option<&mut ActivationTrace>) -> Vec<f32> {
-        let name = |suffix: &str| format!("blocks.{index}.attn.{suffix}");
-        let d = self.proj.out_features;
-        let tokens = x.len() / d;
-        let head_dim = d / self.num_heads;
-
-        let qkv = profiler.time(|| name("qkv"), OpKind::Linear, || self.qkv.forward(x));
-        record(trace, &name("qkv"), &qkv);
-
-        let heads: Vec<HeadTensors> = (0..self.num_heads).map(|h| HeadTensors::split(&qkv, tokens, d, h, head_dim)).collect();
-
-        let scale = 1.0 / (head_dim as f32).sqrt();
-        let mut scores = profiler.time(|| name("scores"), OpKind::MatMul, || {
-            heads.par_iter().map(|head| head.scores(scale)).collect::<Vec<_>>()
-        });
-        record(trace, &name("scores"), &scores.concat());
-
-        profiler.time(|| name("softmax"), OpKind::Softmax, || {
-            scores.par_iter_mut().for_each(|s| softmax_rows_f32(s, tokens));
-        });
-        record(trace, &name("softmax"), &scores.concat());
-
-        let context = profiler.time(|| name("context"), OpKind::MatMul, || {
-            let per_head: Vec<Vec<f32>> = heads.par_iter().zip(&scores).map(|(head, p)| head.context(p)).collect();
-            merge_heads(&per_head, tokens, head_dim)
-        });
-        record(trace, &name("context"), &context);
-
-        let out = profiler.time(|| name("proj"), OpKind::Linear, || self.proj.forward(&context));
-        record(trace, &name("proj"), &out);
-        out
-    }
-}
-
-/// One head's query, key and transposed value.
-#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-struct HeadTensors {
-    /// `[tokens, head_dim]`
-    q: Vec<f32>,
-    /// `[tokens, head_dim]`
-    k: Vec<f32>,
-    /// `[head_dim, tokens]`
-    v_t: Vec<f32>,
-    tokens: usize,
-    head_dim: usize,
-}
-
-#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-impl HeadTensors {
-    fn split(qkv: &[f32], tokens: usize, d: usize, head: usize, head_dim: usize) -> HeadTensors {
-        let mut q = Vec::with_capacity(tokens * head_dim);
-        let mut k = Vec::with_capacity(tokens * head_dim);
-        let mut v_t = vec![0f32; head_dim * tokens];
-
-        for t in 0..tokens {
-            let row = &qkv[t * 3 * d..(t + 1) * 3 * d];
-            q.extend_from_slice(&row[head * head_dim..][..head_dim]);
-            k.extend_from_slice(&row[d + head * head_dim..][..head_dim]);
-            for (j, &v) in row[2 * d + head * head_dim..][..head_dim].iter().enumerate() {
-                v_t[j * tokens + t] = v;
-            }
-        }
-        HeadTensors { q, k, v_t, tokens, head_dim }
-    }
-
-    /// Scaled scores `[tokens, tokens]`.
-    fn scores(&self, scale: f32) -> Vec<f32> {
-        let mut out = vec![0f32; self.tokens * self.tokens];
-        linear_f32(&self.q, &self.k, &[], &mut out, self.tokens);
-        out.iter_mut().for_each(|s| *s *= scale);
-        out
-    }
-
-    /// `probabilities`: `[tokens, tokens]` -> context `[tokens, head_dim]`.
-    fn context(&self, probabilities: &[f32]) -> Vec<f32> {
-        let mut out = vec![0f32; self.tokens * self.head_dim];
-        linear_f32(probabilities, &self.v_t, &[], &mut out, self.head_dim);
-        out
-    }
-}
-
-/// One head's query, and its keys and values packed as the right-hand sides of the
-/// SIMD128 GEMMs.
-#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-struct HeadTensors {
-    /// `[tokens, head_dim]`
-    q: Vec<f32>,
-    /// `B = k^T`: `[head_dim, tokens]`
-    k_t: PackedPanels,
-    /// `B = v`: `[tokens, head_dim]`
-    v: PackedPanels,
-    tokens: usize,
-    head_dim: usize,
-}
-
-#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-impl HeadTensors {
-    fn split(qkv: &[f32], tokens: usize, d: usize, head: usize, head_dim: usize) -> HeadTensors {
-        let mut q = Vec::with_capacity(tokens * head_dim);
-        for row in qkv.chunks_exact(3 * d) {
-            q.extend_from_slice(&row[head * head_dim..][..head_dim]);
-        }
-        let mut k_t = PackedPanels::default();
-        k_t.pack_transposed(&qkv[d + head * head_dim..], tokens, head_dim, 3 * d);
-        let mut v = PackedPanels::default();
-        v.pack(&qkv[2 * d + head * head_dim..], tokens, head_dim, 3 * d);
-        HeadTensors { q, k_t, v, tokens, head_dim }
-    }
-
-    /// Scaled scores `[tokens, tokens]`.
-    fn scores(&self, scale: f32) -> Vec<f32> {
-        let mut out = vec![0f32; self.tokens * self.tokens];
-        simd::gemm_f32(&self.q, self.head_dim, self.tokens, &self.k_t, &mut out);
-        simd::scale_f32(&mut out, scale);
-        out
-    }
-
-    /// `probabilities`: `[tokens, tokens]` -> context `[tokens, head_dim]`.
-    fn context(&self, probabilities: &[f32]) -> Vec<f32> {
-        let mut out = vec![0f32; self.tokens * self.head_dim];
-        simd::gemm_f32(probabilities, self.tokens, self.tokens, &self.v, &mut out);
-        out
-    }
-}
-
-/// Interleaves per-head contexts `[heads][tokens, head_dim]` into `[tokens, heads * head_dim]`.
-pub(crate) fn merge_heads<T: Copy + Default>(per_head: &[Vec<T>], tokens: usize, head_dim: usize) -> Vec<T> {
-    let d = per_head.len() * head_dim;
-    let mut out = vec![T::default(); tokens * d];
-    for (h, context) in per_head.iter().enumerate() {
-        for t in 0..tokens {
-            out[t * d + h * head_dim..][..head_dim].copy_from_slice(&context[t * head_dim..][..head_dim]);
-        }
-    }
-    out
 }
 
 impl Mlp {

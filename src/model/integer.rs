@@ -20,9 +20,9 @@ use serde::{Deserialize, Serialize};
 
 use super::config::{PreprocessConfig, VitConfig};
 use crate::kernels::int_gemm::{
-    attention_scores_packed_i8_i32, attention_values_u16_i8_requant_i8_per_channel, gemm_i8_i8_i32,
-    gemm_i8_i8_requant_i16, gemm_i8_i8_requant_i8, gemm_packed_i8_i8_i32, gemm_packed_i8_i8_requant_i16,
-    gemm_packed_i8_i8_requant_i8, KernelError, MatrixView, MatrixViewMut, PackedWeights, TransposedValues,
+    gemm_i8_i8_i32, gemm_i8_i8_requant_i16, gemm_i8_i8_requant_i8, gemm_packed_i8_i8_i32,
+    gemm_packed_i8_i8_requant_i16, gemm_packed_i8_i8_requant_i8, KernelError, MatrixView, MatrixViewMut,
+    PackedWeights,
 };
 use crate::kernels::int_elementwise::{
     requantize_i32_to_i16_per_channel, requantize_i32_to_i8_per_channel_affine,
@@ -33,6 +33,8 @@ use crate::kernels::shiftgelu::{ShiftGeluParams, SigmoidTable};
 use crate::kernels::shiftmax::ShiftmaxParams;
 use crate::profile::{LayerTimer, OpKind, Untimed};
 use crate::quant::dyadic::Dyadic;
+
+mod attention;
 
 /// Output rows of a GEMM computed by one parallel task.
 const GEMM_ROW_BLOCK: usize = 16;
@@ -423,78 +425,6 @@ impl IntBlock {
         let x = profiler.time(|| name("residual2"), OpKind::Add, || residual_add(&x, self.skip2, &acc, &self.fc2.requant))?;
         trace.record_i16(&|| name("residual2"), &x);
         Ok(x)
-    }
-
-    /// `h`: int8 `[tokens, D]` -> context int8 `[tokens, D]`.
-    fn attention<O: NonLinearOps, P: LayerTimer, T: IntTraceSink>(
-        &self,
-        h: &[i8],
-        index: usize,
-        config: &VitConfig,
-        ops: &O,
-        profiler: &mut P,
-        trace: &mut T,
-    ) -> Result<Vec<i8>, KernelError> {
-        let name = |suffix: &str| format!("blocks.{index}.attn.{suffix}");
-        let (d, tokens, heads, head_dim) = (config.embed_dim, config.num_tokens, config.num_heads, config.head_dim());
-
-        let mut qkv = vec![0i8; tokens * 3 * d];
-        profiler.time(|| name("qkv"), OpKind::Linear, || linear_requant_i8(&self.qkv, h, &mut qkv))?;
-        trace.record_i8(&|| name("qkv"), &qkv);
-
-        let head_view = |part: usize, head: usize| {
-            MatrixView::new(&qkv[part * d + head * head_dim..], tokens, head_dim, 3 * d)
-        };
-
-        // Every phase runs in blocks of GEMM_ROW_BLOCK query rows of every head, so the
-        // work splits evenly over the threads whatever the number of heads.
-        // Each head's keys and values are packed once and shared by all its row blocks.
-        let scores = profiler.time(|| name("scores"), OpKind::MatMul, || {
-            let keys = (0..heads)
-                .into_par_iter()
-                .map(|head| Ok(PackedWeights::new(head_view(1, head)?)))
-                .collect::<Result<Vec<_>, KernelError>>()?;
-            let mut scores = vec![0i32; heads * tokens * tokens];
-            scores.par_chunks_mut(tokens * tokens).enumerate().try_for_each(|(head, head_scores)| {
-                par_rows(h, 0, head_scores, tokens, |first, _, out| {
-                    let rows = out.len() / tokens;
-                    let q = head_view(0, head)?.rows_range(first, first + rows)?;
-                    let out = MatrixViewMut::contiguous(out, rows, tokens)?;
-                    attention_scores_packed_i8_i32(q, head_view(1, head)?, &keys[head], out)
-                })
-            })?;
-            Ok::<_, KernelError>(scores)
-        })?;
-        trace.record_i32(&|| name("scores"), &scores);
-
-        // scores and probabilities: [heads * tokens, tokens], one softmax row per query.
-        let probabilities = profiler.time(|| name("softmax"), OpKind::Softmax, || {
-            let mut probabilities = vec![0u16; scores.len()];
-            par_rows(&scores, tokens, &mut probabilities, tokens, |_, s, p| ops.softmax(index, &self.shiftmax, s, tokens, p))?;
-            Ok::<_, KernelError>(probabilities)
-        })?;
-
-        let context = profiler.time(|| name("context"), OpKind::MatMul, || {
-            let values = (0..heads)
-                .into_par_iter()
-                .map(|head| Ok(TransposedValues::new(head_view(2, head)?)))
-                .collect::<Result<Vec<_>, KernelError>>()?;
-            let mut context = vec![0i8; tokens * d];
-            par_rows(h, 0, &mut context, d, |first, _, out| {
-                let rows = out.len() / d;
-                for head in 0..heads {
-                    let p = &probabilities[(head * tokens + first) * tokens..][..rows * tokens];
-                    let p_view = MatrixView::contiguous(p, rows, tokens)?;
-                    let out_view = MatrixViewMut::new(&mut out[head * head_dim..], rows, head_dim, d)?;
-                    let requant = &self.context[head * head_dim..(head + 1) * head_dim];
-                    attention_values_u16_i8_requant_i8_per_channel(p_view, &values[head], requant, out_view)?;
-                }
-                Ok(())
-            })?;
-            Ok::<_, KernelError>(context)
-        })?;
-        trace.record_i8(&|| name("context"), &context);
-        Ok(context)
     }
 
     /// `h`: int8 `[tokens, D]` -> fc2 accumulators `[tokens, D]` (requantized to the

@@ -126,8 +126,8 @@ try {
   const breakdown = [...perOp].sort((a, b) => b[1] - a[1]).map(([op, ms]) => `${op} ${ms.toFixed(1)}`);
   console.log(`fastest run by op kind (ms): ${breakdown.join(', ')}`);
 
-  // Layers of the same kind in every block, such as `blocks.3.attn.scores`, summed
-  // under their name without the block index: `attn.scores`.
+  // Layers of the same kind in every block, such as `blocks.3.attn.qkv`, summed
+  // under their name without the block index: `attn.qkv`.
   const perLayer = new Map();
   for (const record of fastest.layers) {
     const kind = record.layer.replace(/^blocks\.\d+\./, '');
