@@ -10,6 +10,7 @@ pub mod float;
 pub mod format;
 pub mod integer;
 pub mod quantize;
+mod query_blocks;
 pub mod weights;
 
 pub use config::{Interpolation, PreprocessConfig, VitConfig};

@@ -4,15 +4,13 @@
 use rayon::prelude::*;
 
 use super::{record, Attention};
+use crate::model::query_blocks::{join_head_blocks, query_block_rows};
 use crate::profile::{ActivationTrace, OpKind, Profiler};
 
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 use crate::kernels::float_simd128::{self as simd, softmax_rows_f32, PackedPanels};
 #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
 use crate::kernels::float::{linear_f32, softmax_rows_f32};
-
-/// Rows of the GEMM microkernels' tiles; query blocks are multiples of it.
-const TILE_ROWS: usize = 4;
 
 impl Attention {
     /// `x`: `[tokens, D]` -> `[tokens, D]`.
@@ -60,7 +58,7 @@ type TracedScores = (Vec<f32>, Vec<f32>);
 /// scores and probabilities.
 fn attend(heads: &[HeadTensors], tokens: usize, keep: bool) -> (Vec<f32>, Option<TracedScores>) {
     let d = heads.len() * heads.first().map_or(0, |head| head.head_dim);
-    let block_rows = tokens.div_ceil(2 * rayon::current_num_threads()).max(1).next_multiple_of(TILE_ROWS);
+    let block_rows = query_block_rows(tokens);
 
     let mut context = vec![0f32; tokens * d];
     let blocks: Vec<(Vec<f32>, Vec<f32>)> = context
@@ -72,7 +70,7 @@ fn attend(heads: &[HeadTensors], tokens: usize, keep: bool) -> (Vec<f32>, Option
     let traced = keep.then(|| {
         let scores: Vec<&[f32]> = blocks.iter().map(|(scores, _)| scores.as_slice()).collect();
         let probabilities: Vec<&[f32]> = blocks.iter().map(|(_, p)| p.as_slice()).collect();
-        (gather_heads(&scores, heads.len()), gather_heads(&probabilities, heads.len()))
+        (join_head_blocks(&scores, heads.len()), join_head_blocks(&probabilities, heads.len()))
     });
     (context, traced)
 }
@@ -105,19 +103,6 @@ fn attend_rows(heads: &[HeadTensors], first: usize, out: &mut [f32], keep: bool)
         }
     }
     (traced_scores, traced_probabilities)
-}
-
-/// Joins per-block tensors `[heads, rows, tokens]` of consecutive query rows into
-/// `[heads, tokens, tokens]`.
-fn gather_heads(blocks: &[&[f32]], heads: usize) -> Vec<f32> {
-    let mut joined = Vec::with_capacity(blocks.iter().map(|block| block.len()).sum());
-    for head in 0..heads {
-        for block in blocks {
-            let per_head = block.len() / heads;
-            joined.extend_from_slice(&block[head * per_head..(head + 1) * per_head]);
-        }
-    }
-    joined
 }
 
 /// One head's query, key and transposed value.

@@ -3,16 +3,14 @@
 
 use rayon::prelude::*;
 
-use super::{linear_requant_i8, rows_per_thread_block, IntBlock, IntTraceSink, NonLinearOps};
+use super::{linear_requant_i8, IntBlock, IntTraceSink, NonLinearOps};
 use crate::kernels::int_gemm::{
     attention_scores_packed_i8_i32, attention_values_u16_i8_requant_i8_per_channel, KernelError, MatrixView,
     MatrixViewMut, PackedWeights, TransposedValues,
 };
 use crate::model::config::VitConfig;
+use crate::model::query_blocks::{join_head_blocks, query_block_rows};
 use crate::profile::{LayerTimer, OpKind};
-
-/// Rows of the GEMM microkernels' tiles; query blocks are multiples of it.
-const TILE_ROWS: usize = 4;
 
 /// The qkv activations of one pass and the views of one head.
 struct HeadViews<'a> {
@@ -95,7 +93,7 @@ impl IntBlock {
         keep_scores: bool,
     ) -> Result<(Vec<i8>, Option<Vec<i32>>), KernelError> {
         let (d, tokens, heads) = (pass.config.embed_dim, pass.config.num_tokens, pass.config.num_heads);
-        let block_rows = rows_per_thread_block(tokens).next_multiple_of(TILE_ROWS);
+        let block_rows = query_block_rows(tokens);
 
         let mut context = vec![0i8; tokens * d];
         let block_scores = context
@@ -104,7 +102,10 @@ impl IntBlock {
             .map(|(block, out)| self.attend_rows(pass, block * block_rows, out, keep_scores))
             .collect::<Result<Vec<_>, KernelError>>()?;
 
-        let scores = keep_scores.then(|| gather_scores(&block_scores, heads, tokens));
+        let scores = keep_scores.then(|| {
+            let blocks: Vec<&[i32]> = block_scores.iter().map(Vec::as_slice).collect();
+            join_head_blocks(&blocks, heads)
+        });
         Ok((context, scores))
     }
 
@@ -152,17 +153,4 @@ struct AttentionPass<'a, O> {
     index: usize,
     config: &'a VitConfig,
     ops: &'a O,
-}
-
-/// Joins the scores of consecutive blocks of query rows, each `[heads, rows, tokens]`,
-/// into `[heads, tokens, tokens]`.
-fn gather_scores(blocks: &[Vec<i32>], heads: usize, tokens: usize) -> Vec<i32> {
-    let mut scores = Vec::with_capacity(heads * tokens * tokens);
-    for head in 0..heads {
-        for block in blocks {
-            let per_head = block.len() / heads;
-            scores.extend_from_slice(&block[head * per_head..(head + 1) * per_head]);
-        }
-    }
-    scores
 }
