@@ -9,7 +9,8 @@
 //!
 //! Both paths time Q.K^T, softmax and attention x V as one record, `blocks.3.attn.context`
 //! of kind [`OpKind::Attention`], because the integer path runs the three per block of
-//! query rows and never has a whole phase to time. Traces keep the three names.
+//! query rows and never has a whole phase to time. Traces still record the scores, and the
+//! float trace the softmax output, under their own names.
 
 use serde::{Deserialize, Serialize};
 
