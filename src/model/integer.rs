@@ -19,6 +19,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::config::{PreprocessConfig, VitConfig};
+use super::row_blocks::rows_per_thread_block;
 use crate::kernels::int_gemm::{
     gemm_i8_i8_i32, gemm_i8_i8_requant_i16, gemm_i8_i8_requant_i8, gemm_packed_i8_i8_i32,
     gemm_packed_i8_i8_requant_i16, gemm_packed_i8_i8_requant_i8, KernelError, MatrixView, MatrixViewMut,
@@ -502,8 +503,7 @@ fn trace_branch<T: IntTraceSink>(trace: &mut T, layer: &dyn Fn() -> String, acc:
 /// Runs `kernel(first_row, input_block, output_block)` on blocks of [`GEMM_ROW_BLOCK`]
 /// rows of `input` (`[rows, in_len]`) and `output` (`[rows, out_len]`) across the thread
 /// pool. Each output row depends only on its input row, so the result is the same for
-/// every number of threads. With `in_len` 0 the input blocks are empty and `kernel` reads
-/// its operands through `first_row`.
+/// every number of threads.
 fn par_rows<I: Sync, O: Send>(
     input: &[I],
     in_len: usize,
@@ -528,12 +528,6 @@ fn par_rows_per_thread<I: Sync, O: Send>(
     par_row_blocks(rows_per_thread_block(rows), input, in_len, output, out_len, kernel)
 }
 
-/// Returns the rows of each block when `rows` rows are split into 2 blocks per thread of
-/// the pool, at least 1.
-fn rows_per_thread_block(rows: usize) -> usize {
-    rows.div_ceil(2 * rayon::current_num_threads()).max(1)
-}
-
 /// Runs `kernel(first_row, input_block, output_block)` on blocks of `block_rows >= 1`
 /// rows across the thread pool; see [`par_rows`].
 fn par_row_blocks<I: Sync, O: Send>(
@@ -547,7 +541,7 @@ fn par_row_blocks<I: Sync, O: Send>(
     output.par_chunks_mut(block_rows * out_len.max(1)).enumerate().try_for_each(|(block, out_block)| {
         let first = block * block_rows;
         let rows = out_block.len() / out_len.max(1);
-        let in_block = if in_len == 0 { &input[..0] } else { &input[first * in_len..(first + rows) * in_len] };
+        let in_block = &input[first * in_len..(first + rows) * in_len];
         kernel(first, in_block, out_block)
     })
 }

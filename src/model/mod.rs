@@ -10,7 +10,7 @@ pub mod float;
 pub mod format;
 pub mod integer;
 pub mod quantize;
-mod query_blocks;
+mod row_blocks;
 pub mod weights;
 
 pub use config::{Interpolation, PreprocessConfig, VitConfig};

@@ -4,7 +4,7 @@
 use rayon::prelude::*;
 
 use super::{record, Attention};
-use crate::model::query_blocks::{join_head_blocks, query_block_rows};
+use crate::model::row_blocks::{join_head_blocks, query_block_rows};
 use crate::profile::{ActivationTrace, OpKind, Profiler};
 
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]

@@ -9,7 +9,7 @@ use crate::kernels::int_gemm::{
     MatrixViewMut, PackedWeights, TransposedValues,
 };
 use crate::model::config::VitConfig;
-use crate::model::query_blocks::{join_head_blocks, query_block_rows};
+use crate::model::row_blocks::{join_head_blocks, query_block_rows};
 use crate::profile::{LayerTimer, OpKind};
 
 /// The qkv activations of one pass and the views of one head.

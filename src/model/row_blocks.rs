@@ -1,12 +1,19 @@
-//! Blocks of query rows, the unit of work of attention in both paths.
+//! Blocks of rows that the thread pool shares out: 2 per thread for the row-wise kernels
+//! and for attention in both paths.
 
 /// Rows of the GEMM microkernels' tiles; query blocks are multiples of it.
 const TILE_ROWS: usize = 4;
 
+/// Returns the rows of each block when `rows` rows are split into 2 blocks per thread of
+/// the pool, at least 1.
+pub(crate) fn rows_per_thread_block(rows: usize) -> usize {
+    rows.div_ceil(2 * rayon::current_num_threads()).max(1)
+}
+
 /// Returns the rows of each block when `tokens` query rows are split into 2 blocks per
 /// thread of the pool, rounded up to whole tiles.
 pub(crate) fn query_block_rows(tokens: usize) -> usize {
-    tokens.div_ceil(2 * rayon::current_num_threads()).max(1).next_multiple_of(TILE_ROWS)
+    rows_per_thread_block(tokens).next_multiple_of(TILE_ROWS)
 }
 
 /// Joins per-block tensors `[heads, rows, tokens]` of consecutive query rows into
