@@ -280,7 +280,7 @@ fn attention_by_phases(int: &IntVit, index: usize, qkv: &[i8]) -> (Vec<i32>, Vec
 }
 
 #[test]
-fn fused_attention_equals_its_phases_run_one_after_another() {
+fn fused_attention_matches_phase_kernels() {
     let (mut rng, seed) = seeded();
     let (_, int, _) = quantized_tiny(&mut rng);
     let crop = random_crop(&mut rng);

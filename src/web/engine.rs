@@ -478,7 +478,7 @@ fn on_pool<R: Send>(op: impl FnOnce() -> R + Send) -> R {
         for _ in 1..rayon::current_num_threads() {
             scope.spawn(|_| poll_until(&done));
         }
-        // Set on drop, so a panicking `op` also releases the polling threads.
+        // Set on drop, so the polling threads also stop if `op` unwinds.
         let _release = SetOnDrop(&done);
         op()
     })
