@@ -98,14 +98,21 @@ impl Rng {
             .collect()
     }
 
-    /// Factors with multipliers of either sign in [2^30, 2^31) and shifts from 20 to
-    /// 62: below 32 the SIMD output stage takes the scalar path, from 32 on its lanes.
+    /// Factors with multipliers of either sign and shifts from 0 to 62: below 32 the SIMD
+    /// output stage takes the scalar path, from 32 on its lanes. Most multipliers lie in
+    /// [2^30, 2^31), as quantization makes them, and one in 8 below 2^17. Shifts from 24
+    /// to 31, whose outputs do not all saturate, are drawn more often.
     fn requant(&mut self, n: usize) -> Vec<Dyadic> {
         (0..n)
             .map(|_| {
-                let magnitude = (1 << 30) + self.below(1 << 30) as i32;
+                let magnitude = if self.below(8) == 0 {
+                    1 + self.below(1 << 17) as i32
+                } else {
+                    (1 << 30) + self.below(1 << 30) as i32
+                };
                 let multiplier = if self.below(2) == 0 { magnitude } else { -magnitude };
-                Dyadic { multiplier, shift: 20 + self.below(43) as u8 }
+                let shift = if self.below(4) == 0 { 24 + self.below(8) } else { self.below(63) };
+                Dyadic { multiplier, shift: shift as u8 }
             })
             .collect()
     }
@@ -301,7 +308,7 @@ fn packed_gemm_7_bit_extremes_match_exact_sums() {
     let a_view = MatrixView::contiguous(&a, 2, k).unwrap();
     let w_view = MatrixView::contiguous(&w, 2, k).unwrap();
     let packed = PackedWeights::new(w_view);
-    assert_eq!(packed.uses_relaxed_simd(), cfg!(target_feature = "relaxed-simd"));
+    assert_eq!(packed.relaxed_dots_per_step(), cfg!(target_feature = "relaxed-simd").then_some(1));
 
     let mut fast = vec![0i32; 4];
     let out = MatrixViewMut::contiguous(&mut fast, 2, 2).unwrap();
@@ -316,9 +323,35 @@ fn packed_gemm_7_bit_extremes_match_exact_sums() {
     assert_eq!(fast, expected);
 }
 
+#[wasm_bindgen_test]
+fn packed_gemm_8_bit_extremes_match_exact_sums() {
+    // The products of the int8 extremes, over the largest depth, with the largest bias.
+    // Relaxed-SIMD builds split these weights into low bits and sign.
+    let k = int_gemm::MAX_GEMM_DEPTH;
+    let a: Vec<i8> = [-128i8, 127].iter().flat_map(|&x| vec![x; k]).collect();
+    let w: Vec<i8> = [-128i8, 127].iter().flat_map(|&x| vec![x; k]).collect();
+    let bias = [MAX_BIAS_MAGNITUDE, -MAX_BIAS_MAGNITUDE];
+    let a_view = MatrixView::contiguous(&a, 2, k).unwrap();
+    let w_view = MatrixView::contiguous(&w, 2, k).unwrap();
+    let packed = PackedWeights::new(w_view);
+    assert_eq!(packed.relaxed_dots_per_step(), cfg!(target_feature = "relaxed-simd").then_some(2));
+
+    let mut fast = vec![0i32; 4];
+    let out = MatrixViewMut::contiguous(&mut fast, 2, 2).unwrap();
+    int_gemm::gemm_packed_i8_i8_i32(a_view, w_view, &packed, Some(&bias), out).unwrap();
+    let k = k as i32;
+    let expected = [
+        k * 16384 + MAX_BIAS_MAGNITUDE,
+        -k * 16256 - MAX_BIAS_MAGNITUDE,
+        -k * 16256 + MAX_BIAS_MAGNITUDE,
+        k * 16129 - MAX_BIAS_MAGNITUDE,
+    ];
+    assert_eq!(fast, expected);
+}
+
 /// Compares the packed GEMMs with their portable twins on weights drawn by `weights`, and
-/// checks that the packed weights run on the relaxed dot product exactly when the build has
-/// relaxed SIMD and every weight lies in -64..=63. Small int8 draws may fit by chance.
+/// checks that relaxed-SIMD builds run one relaxed dot product per 16 products when every
+/// weight lies in -64..=63 and two otherwise. Small int8 draws may fit by chance.
 fn check_packed_gemms(rng: &mut Rng, seed: u64, weights: fn(&mut Rng, usize) -> Vec<i8>) {
     for (m, n, k) in SHAPES.into_iter().chain(PACKED_SHAPES) {
         // Strided left operand and output, and weights packed once as a model load does.
@@ -333,8 +366,8 @@ fn check_packed_gemms(rng: &mut Rng, seed: u64, weights: fn(&mut Rng, usize) -> 
         let packed = PackedWeights::new(w_view);
         let context = format!("seed {seed}, shape ({m}, {n}, {k}), row padding {pad}");
         let fits_7_bits = w.iter().all(|weight| (-64..=63).contains(weight));
-        let relaxed = cfg!(target_feature = "relaxed-simd") && fits_7_bits;
-        assert_eq!(packed.uses_relaxed_simd(), relaxed, "relaxed dot product in use, {context}");
+        let dots = cfg!(target_feature = "relaxed-simd").then_some(if fits_7_bits { 1 } else { 2 });
+        assert_eq!(packed.relaxed_dots_per_step(), dots, "relaxed dot products per step, {context}");
 
         let (mut fast, stride) = strided(m, n, pad, 0i32);
         let mut reference = fast.clone();

@@ -405,43 +405,43 @@ impl core::fmt::Debug for TransposedValues {
 /// matrix next to its packed copy and check that the shapes agree. The caller keeps the two in step: a packed copy describes
 /// the weights at the time it was built.
 ///
-/// Relaxed-SIMD builds pack weights that all lie in -64..=63 as 7-bit bytes instead
-/// (`int_gemm/simd/relaxed.rs`), 1 byte per weight, and run them on the relaxed dot
-/// product; other weights get the i16 panels.
+/// Relaxed-SIMD builds pack them as bytes in 0..=127 instead (`int_gemm/simd/relaxed.rs`)
+/// and run them on the relaxed dot product: weights that all lie in -64..=63 as one byte
+/// each, other weights as two (low bits and sign).
 #[derive(Clone, Default)]
 pub struct PackedWeights {
     rows: usize,
     depth: usize,
-    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128", not(target_feature = "relaxed-simd")))]
     panels: simd::Panels,
     #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
-    panels7: Option<simd::relaxed::Panels7>,
+    bytes: Option<simd::relaxed::BytePanels>,
 }
 
 impl PackedWeights {
     /// Packs `w` `[n, k]`.
     pub fn new(w: MatrixView<i8>) -> Self {
-        #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
-        if let Some(panels7) = simd::relaxed::Panels7::new(&w) {
-            return PackedWeights { rows: w.rows, depth: w.cols, panels: simd::Panels::default(), panels7: Some(panels7) };
-        }
         PackedWeights {
             rows: w.rows,
             depth: w.cols,
-            #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+            #[cfg(all(target_arch = "wasm32", target_feature = "simd128", not(target_feature = "relaxed-simd")))]
             panels: simd::Panels::new(&w),
             #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
-            panels7: None,
+            bytes: Some(simd::relaxed::BytePanels::new(&w)),
         }
     }
 
-    /// Returns whether the GEMMs on these weights run on the relaxed-SIMD dot product,
-    /// which happens in relaxed-SIMD builds for weights that all lie in -64..=63.
-    pub fn uses_relaxed_simd(&self) -> bool {
+    /// Returns how many relaxed-SIMD dot products the GEMMs on these weights run per 16
+    /// multiply-accumulates in relaxed-SIMD builds: 1 for weights that all lie in
+    /// -64..=63, 2 for other int8 weights. Returns `None` in other builds.
+    pub fn relaxed_dots_per_step(&self) -> Option<usize> {
         #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
-        return self.panels7.is_some();
+        return self.bytes.as_ref().map(|bytes| match bytes.encoding() {
+            simd::relaxed::Encoding::Offset7 => 1,
+            simd::relaxed::Encoding::SignSplit => 2,
+        });
         #[cfg(not(all(target_arch = "wasm32", target_feature = "relaxed-simd")))]
-        false
+        None
     }
 
     /// Returns `n`, the output columns of the packed weights.
@@ -607,11 +607,11 @@ fn gemm_i8_i8_with<T>(
     if kernel == Kernel::Fastest {
         match packed {
             #[cfg(target_feature = "relaxed-simd")]
-            Some(PackedWeights { panels7: Some(panels7), .. }) => {
-                simd::relaxed::gemm_packed7(&a, panels7, bias, &mut out, &store)
-            }
+            Some(PackedWeights { bytes: Some(bytes), .. }) => simd::relaxed::gemm_bytes(&a, bytes, bias, &mut out, &store),
+            #[cfg(not(target_feature = "relaxed-simd"))]
             Some(packed) => simd::gemm_packed(&a, &packed.panels, bias, &mut out, &store),
-            None => {
+            // Unpacked weights, and the empty default of relaxed-SIMD builds.
+            _ => {
                 let right = simd::RightRows { data: w.data, rows: w.rows, row_stride: w.row_stride };
                 simd::gemm(&a, right, bias, &mut out, &store);
             }

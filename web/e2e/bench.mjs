@@ -15,11 +15,13 @@
 // float ms / integer ms. Then the peak rate of the dot-product loop of each package on
 // each pool.
 //
-// `int` and `float` run on web/pkg-threads with the served models. `int_7bit` is the integer
-// path of the model with 7-bit weights (`ivit quantize --weight-bits 7`, made by setup) on the
-// same package. `int_relaxed` runs that model on web/pkg-threads-relaxed, the package that
-// pages load when the browser has relaxed SIMD. Its GEMMs run the relaxed dot product on
-// 7-bit weights, with the same results as `int_7bit`.
+// `int` and `float` run on web/pkg-threads with the served models. `int_relaxed` runs the
+// served integer model on web/pkg-threads-relaxed, the package that pages load when the
+// browser has relaxed SIMD: its GEMMs split each 8-bit weight into low bits and sign and run
+// two relaxed dot products per 16 products, with the same results as `int`. `int_7bit` is
+// the integer path of the model with 7-bit weights (`ivit quantize --weight-bits 7`, made by
+// setup) on web/pkg-threads, and `int_7bit_relaxed` that model on the relaxed-SIMD package,
+// one relaxed dot product per 16 products.
 
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
@@ -34,7 +36,7 @@ const PHOTO_STEP = 5;
 const WARM_UP_RUNS = 5;
 const POOL_SIZES = [1, 2];
 /** Rows of the table, in print order. */
-const ROWS = ['int', 'float', 'int_7bit', 'int_relaxed'];
+const ROWS = ['int', 'float', 'int_relaxed', 'int_7bit', 'int_7bit_relaxed'];
 const MODELS = ['assets/models/vit_tiny_patch16_224.safetensors', 'assets/models/vit_tiny_patch16_224.ivit'];
 const MODEL_7_BIT = 'assets/models/vit_tiny_patch16_224.w7.ivit';
 
@@ -43,10 +45,10 @@ const MODEL_7_BIT = 'assets/models/vit_tiny_patch16_224.w7.ivit';
 const PEAK_MIN_MICROS = 200_000;
 const PEAK_REPEATS = 5;
 
-/** Why `int_relaxed` has no figures when the browser lacks relaxed SIMD. */
+/** Why the relaxed-SIMD rows have no figures when the browser lacks relaxed SIMD. */
 const RELAXED_MISSING = 'not available: this browser does not compile relaxed-SIMD instructions';
 
-/** Why `int_7bit` and `int_relaxed` have no figures when the 7-bit model is missing. */
+/** Why the 7-bit rows have no figures when the 7-bit model is missing. */
 const MODEL_7_BIT_MISSING = `not available: ${MODEL_7_BIT} is not served; \`cargo xtask setup\` makes it`;
 
 function parseArgs(argv) {
@@ -151,15 +153,15 @@ async function startWorker(page, name, threads, relaxed, models) {
 }
 
 function formatRow(name, threads, row) {
-  return `${name.padEnd(12)} ${String(threads).padStart(7)} ${row.median_ms.toFixed(1).padStart(10)} ` +
+  return `${name.padEnd(16)} ${String(threads).padStart(7)} ${row.median_ms.toFixed(1).padStart(10)} ` +
     `${row.min_ms.toFixed(1).padStart(8)} ${row.top1.toFixed(2).padStart(7)}`;
 }
 
 function formatTable(results) {
-  const lines = ['path         threads  median ms   min ms   top-1'];
+  const lines = [`${'path'.padEnd(16)} threads  median ms   min ms   top-1`];
   for (const row of ROWS) {
     if (results[row].available === false) {
-      lines.push(`${row.padEnd(12)}       -  ${results[row].reason}`);
+      lines.push(`${row.padEnd(16)}       -  ${results[row].reason}`);
       continue;
     }
     for (const threads of POOL_SIZES) lines.push(formatRow(row, threads, results[row][threads]));
@@ -167,7 +169,7 @@ function formatTable(results) {
   lines.push('float ms / path ms, median over the photos of each pair timed on the same photo:');
   for (const [row, byThreads] of Object.entries(results.speedup_over_float)) {
     const figures = POOL_SIZES.map((threads) => `${byThreads[threads].toFixed(2)} on ${threads} thread(s)`);
-    lines.push(`  ${row.padEnd(12)} ${figures.join(', ')}`);
+    lines.push(`  ${row.padEnd(16)} ${figures.join(', ')}`);
   }
   const all = results.peak_gmacs_all_threads;
   lines.push(`peak i32x4.dot_i16x8_s loop: ${results.peak_gmacs.toFixed(2)} GMAC/s on 1 thread; ` +
@@ -185,7 +187,8 @@ function formatTable(results) {
 const WORKERS = {
   served: { relaxed: false, models: MODELS },
   seven_bit: { relaxed: false, models: [MODEL_7_BIT] },
-  relaxed: { relaxed: true, models: [MODEL_7_BIT] },
+  relaxed: { relaxed: true, models: [MODELS[1]] },
+  seven_bit_relaxed: { relaxed: true, models: [MODEL_7_BIT] },
 };
 
 /** Returns the configurations timed on every photo: a table row, the worker of
@@ -195,8 +198,9 @@ function configurations(has7Bit, relaxed) {
     { row: 'int', worker: 'served', path: 'int' },
     { row: 'float', worker: 'served', path: 'float' },
   ];
-  if (has7Bit) configs.push({ row: 'int_7bit', worker: 'seven_bit', path: 'int' });
   if (relaxed) configs.push({ row: 'int_relaxed', worker: 'relaxed', path: 'int' });
+  if (has7Bit) configs.push({ row: 'int_7bit', worker: 'seven_bit', path: 'int' });
+  if (has7Bit && relaxed) configs.push({ row: 'int_7bit_relaxed', worker: 'seven_bit_relaxed', path: 'int' });
   return configs;
 }
 
@@ -222,7 +226,7 @@ async function main() {
     headless: true,
     args: CHROMIUM_ARGS,
   });
-  const results = { int: {}, float: {}, int_7bit: {}, int_relaxed: {} };
+  const results = Object.fromEntries(ROWS.map((row) => [row, {}]));
   try {
     const page = context.pages()[0] ?? (await context.newPage());
     await page.goto(new URL('web/bench.html', BASE_URL).href);
@@ -235,12 +239,15 @@ async function main() {
     }
 
     const has7Bit = (await fetch(new URL(MODEL_7_BIT, BASE_URL), { method: 'HEAD' })).ok;
+    const relaxed = await page.evaluate(() => window.bench.relaxedSimd());
+    if (!relaxed) {
+      results.int_relaxed = { available: false, reason: RELAXED_MISSING };
+      results.int_7bit_relaxed = { available: false, reason: RELAXED_MISSING };
+    }
     if (!has7Bit) {
       results.int_7bit = { available: false, reason: MODEL_7_BIT_MISSING };
-      results.int_relaxed = { available: false, reason: MODEL_7_BIT_MISSING };
+      results.int_7bit_relaxed = { available: false, reason: MODEL_7_BIT_MISSING };
     }
-    const relaxed = has7Bit && (await page.evaluate(() => window.bench.relaxedSimd()));
-    if (has7Bit && !relaxed) results.int_relaxed = { available: false, reason: RELAXED_MISSING };
     const configs = configurations(has7Bit, relaxed);
     results.speedup_over_float = {};
     for (const config of configs) {
