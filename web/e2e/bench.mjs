@@ -17,8 +17,8 @@
 //
 // `int` and `float` run on web/pkg-threads with the served models. `int_relaxed` runs the
 // served integer model on web/pkg-threads-relaxed, the package that pages load when the
-// browser has relaxed SIMD: its GEMMs split each 8-bit weight into low bits and sign and run
-// two relaxed dot products per 16 products, with the same results as `int`. `int_7bit` is
+// browser has relaxed SIMD. Its GEMMs split each 8-bit weight into low bits and sign, two
+// relaxed dot products per 16 products, and give the same results as `int`. `int_7bit` is
 // the integer path of the model with 7-bit weights (`ivit quantize --weight-bits 7`, made by
 // setup) on web/pkg-threads, and `int_7bit_relaxed` that model on the relaxed-SIMD package,
 // one relaxed dot product per 16 products.
