@@ -13,8 +13,9 @@ use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
 
-/// `(m, n, k)`: tails in every dimension (rows mod 4, columns mod 2, depth mod 8), single
-/// rows and columns, and the ViT-Ti layer shapes (qkv, fc1, fc2 with 197 tokens).
+/// `(m, n, k)`: tails in every dimension (rows mod 4, columns mod 2, depth mod 8 and
+/// mod 16), single rows and columns, and the ViT-Ti layer shapes (qkv, fc1, fc2 with 197
+/// tokens).
 const SHAPES: [(usize, usize, usize); 12] = [
     (1, 1, 1),
     (1, 1, 8),
@@ -100,7 +101,7 @@ impl Rng {
 
     /// Factors with multipliers of either sign and shifts from 0 to 62: below 32 the SIMD
     /// output stage takes the scalar path, from 32 on its lanes. Most multipliers lie in
-    /// [2^30, 2^31), as quantization makes them, and one in 8 below 2^17. Shifts from 24
+    /// [2^30, 2^31), as quantization makes them, and one in 8 at most 2^17. Shifts from 24
     /// to 31, whose outputs do not all saturate, are drawn more often.
     fn requant(&mut self, n: usize) -> Vec<Dyadic> {
         (0..n)

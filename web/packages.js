@@ -1,7 +1,7 @@
 // Chooses the WebAssembly package of the engine for this page.
 //
-// - pkg-threads-relaxed: threads and relaxed SIMD. Its GEMMs run the relaxed dot product on
-//   models with 7-bit weights, with the same results as pkg-threads.
+// - pkg-threads-relaxed: threads and relaxed SIMD. Its GEMMs run the relaxed dot product,
+//   with the same results as pkg-threads.
 // - pkg-threads: threads and SIMD128.
 // - pkg: SIMD128 on one thread.
 //

@@ -13,7 +13,8 @@
 //! SIMD128 microkernels of `int_gemm/simd.rs`; [`portable`] keeps the scalar loops
 //! callable there, as the reference that the SIMD results must equal bit for bit.
 //! Linear layers prepare their weights once with [`PackedWeights`] and call the
-//! `gemm_packed_*` functions, whose SIMD128 kernel reads both operands pre-widened to i16.
+//! `gemm_packed_*` functions. Their SIMD128 kernel reads both operands pre-widened to i16,
+//! and their relaxed-SIMD kernel reads bytes.
 //!
 //! This file also defines [`KernelError`], the error of every integer kernel.
 
@@ -433,7 +434,8 @@ impl PackedWeights {
 
     /// Returns how many relaxed-SIMD dot products the GEMMs on these weights run per 16
     /// multiply-accumulates in relaxed-SIMD builds: 1 for weights that all lie in
-    /// -64..=63, 2 for other int8 weights. Returns `None` in other builds.
+    /// -64..=63, 2 for other int8 weights. Returns `None` in other builds and for
+    /// [`PackedWeights::default`].
     pub fn relaxed_dots_per_step(&self) -> Option<usize> {
         #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
         return self.bytes.as_ref().map(|bytes| match bytes.encoding() {
@@ -610,7 +612,7 @@ fn gemm_i8_i8_with<T>(
             Some(PackedWeights { bytes: Some(bytes), .. }) => simd::relaxed::gemm_bytes(&a, bytes, bias, &mut out, &store),
             #[cfg(not(target_feature = "relaxed-simd"))]
             Some(packed) => simd::gemm_packed(&a, &packed.panels, bias, &mut out, &store),
-            // Unpacked weights, and the empty default of relaxed-SIMD builds.
+            // Weights given unpacked, or the empty default weights of a relaxed-SIMD build.
             _ => {
                 let right = simd::RightRows { data: w.data, rows: w.rows, row_stride: w.row_stride };
                 simd::gemm(&a, right, bias, &mut out, &store);

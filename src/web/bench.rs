@@ -2,7 +2,7 @@
 //! built on: `i32x4.dot_i16x8_s` (int8 values sign-extended to i16) followed by an
 //! `i32x4.add` into the accumulator, in a loop with nothing else in it. Relaxed-SIMD
 //! builds time `i32x4.relaxed_dot_i8x16_i7x16_add_s` instead, the instruction of their
-//! GEMMs on 7-bit weights.
+//! GEMMs.
 
 #[cfg(target_feature = "simd128")]
 use core::arch::wasm32::{i32x4_add, i32x4_dot_i16x8, i32x4_splat, i16x8, v128, v128_xor};

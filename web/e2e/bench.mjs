@@ -45,10 +45,10 @@ const MODEL_7_BIT = 'assets/models/vit_tiny_patch16_224.w7.ivit';
 const PEAK_MIN_MICROS = 200_000;
 const PEAK_REPEATS = 5;
 
-/** Why the relaxed-SIMD rows have no figures when the browser lacks relaxed SIMD. */
+/** The reason the relaxed-SIMD rows have no figures when the browser lacks relaxed SIMD. */
 const RELAXED_MISSING = 'not available: this browser does not compile relaxed-SIMD instructions';
 
-/** Why the 7-bit rows have no figures when the 7-bit model is missing. */
+/** The reason the 7-bit rows have no figures when the 7-bit model is missing. */
 const MODEL_7_BIT_MISSING = `not available: ${MODEL_7_BIT} is not served; \`cargo xtask setup\` makes it`;
 
 function parseArgs(argv) {

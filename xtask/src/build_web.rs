@@ -6,8 +6,8 @@
 //! - `web/pkg/`: stable, SIMD128 and no threads, for pages without shared memory.
 //!
 //! - `web/pkg-threads-relaxed/`: the threaded build with relaxed SIMD as well, whose GEMMs
-//!   run `i32x4.relaxed_dot_i8x16_i7x16_add_s` on models with 7-bit weights. Pages load it
-//!   when `WebAssembly.validate` accepts a relaxed-SIMD module.
+//!   run `i32x4.relaxed_dot_i8x16_i7x16_add_s`. Pages load it when `WebAssembly.validate`
+//!   accepts a relaxed-SIMD module.
 //!
 //! The builds differ in toolchain, standard library and flags, so they share no
 //! artifacts. Each threaded one gets its own target directory (`target/wasm-threads`,

@@ -32,7 +32,8 @@ const WEIGHT_OFFSET: i32 = 64;
 /// Weights that [`Encoding::Offset7`] accepts.
 const OFFSET7_RANGE: core::ops::RangeInclusive<i8> = -64..=63;
 
-/// The weight of the sign plane of [`Encoding::SignSplit`]: `w = (w & 127) - 128 * s`.
+/// Position of the sign bit `s` in an int8 weight, and log2 of its weight 128 in
+/// [`Encoding::SignSplit`]: `w = (w & 127) - 128 * s`.
 const SIGN_WEIGHT_SHIFT: u32 = 7;
 
 /// Bytes per step along the inner dimension: one relaxed dot.
@@ -40,8 +41,8 @@ const STEP: usize = 16;
 
 /// Rows of the left operand per tile. A 4 x 2 tile of 7-bit weights keeps 8 accumulators,
 /// 4 left vectors and 1 right vector live: 13 of the 16 vector registers of x86-64. Split
-/// weights run each column of the tile on its own, with 4 x 2 accumulators (low bits and
-/// sign) and 2 right vectors: 14 registers.
+/// weights run each column of the tile on its own. That keeps 8 accumulators (low bits and
+/// sign of 4 rows), 2 right vectors and 1 left vector at a time live: 11 registers.
 const TILE_ROWS: usize = 4;
 
 /// Columns per panel and per tile.
@@ -51,7 +52,7 @@ const TILE_COLS: usize = 2;
 /// 32 KiB L1 data cache next to the left rows.
 const COLUMN_BLOCK_BYTES: usize = 16 * 1024;
 
-/// How [`BytePanels`] stores each int8 weight as bytes in 0..=127.
+/// The storage of each int8 weight of a [`BytePanels`] as bytes in 0..=127.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(in crate::kernels::int_gemm) enum Encoding {
     /// One plane, `w + 64`, for layers whose weights all lie in -64..=63.
@@ -75,8 +76,8 @@ impl Encoding {
 ///
 /// Vector `((panel * steps + step) * TILE_COLS + c) * planes + plane` contains plane
 /// `plane` of `w[panel * TILE_COLS + c, 16 * step..16 * step + 16]`. Bytes past `n` columns
-/// or `k` elements are 0 in every plane, and so is the left operand there, so they add
-/// nothing.
+/// or `k` elements encode a weight of 0. The left operand is 0 past `k`, so they add
+/// nothing there, and outputs past `n` are never stored.
 #[derive(Clone)]
 pub(in crate::kernels::int_gemm) struct BytePanels {
     data: Vec<v128>,
@@ -128,7 +129,7 @@ struct LeftTiles {
     /// 16 * step..16 * step + 16]`, 0 past the last row and past `k`.
     data: Vec<v128>,
     /// `[m]`: the sum of each row, at most `128 * k` in magnitude, for
-    /// [`Encoding::Offset7`]; empty for [`Encoding::SignSplit`].
+    /// [`Encoding::Offset7`], and empty for [`Encoding::SignSplit`].
     row_sums: Vec<i32>,
 }
 
@@ -211,7 +212,8 @@ fn gemm_encoded<T, const SPLIT: bool>(
 ) {
     let steps = w.steps;
     debug_assert_eq!(steps, a.cols.div_ceil(STEP));
-    debug_assert_eq!(SPLIT, w.encoding == Encoding::SignSplit);
+    // The tile kernel below reads `planes` vectors per column and step.
+    assert_eq!(SPLIT, w.encoding == Encoding::SignSplit, "tile kernel of another encoding");
     if a.rows == 0 || out.cols == 0 {
         return;
     }
@@ -282,7 +284,8 @@ unsafe fn split_tile(a: *const v128, w: *const v128, steps: usize) -> [[v128; TI
 /// low-bits vector is `w[0]`, `2 * TILE_COLS` vectors apart from one step to the next.
 ///
 /// # Safety
-/// As [`split_tile`], for a column of the panel.
+/// `a` must point to `steps * TILE_ROWS` readable vectors, and `w` to the first vector of
+/// column `c` of a panel of [`split_tile`], `2 * c` vectors into it.
 #[inline(always)]
 unsafe fn split_column(a: *const v128, w: *const v128, steps: usize) -> [v128; TILE_ROWS] {
     let mut low = [i32x4_splat(0); TILE_ROWS];
