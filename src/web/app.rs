@@ -18,8 +18,10 @@ use super::client::WorkerClient;
 use super::io::{self, PickedFile};
 use super::protocol::{Mode, Request, Response, ResponseMessage};
 use super::view::{layer_chart, layer_rows, layer_table, top5_card, Outcome};
+use super::weights::{view_weights_choice, INT_WEIGHTS};
 
-/// The models the page loads, as the local server serves them.
+/// The models the page loads at start, as the local server serves them. The integer one
+/// can be replaced by another of [`INT_WEIGHTS`].
 const MODELS: [ModelSource; 2] = [
     ModelSource {
         path: PathKind::Float,
@@ -27,9 +29,12 @@ const MODELS: [ModelSource; 2] = [
     },
     ModelSource {
         path: PathKind::Int,
-        url: "assets/models/vit_tiny_patch16_224.ivit",
+        url: INT_WEIGHTS[0].url,
     },
 ];
+
+/// Index of the integer model in [`MODELS`] and in `App::models`.
+const INT_SLOT: usize = 1;
 
 /// The bundled one-click samples: (label, URL).
 const DEMO_PHOTOS: [(&str, &str); 4] = [
@@ -129,14 +134,18 @@ pub enum Msg {
     },
     ModelProgress {
         slot: usize,
+        url: &'static str,
         loaded: f64,
         total: f64,
     },
     ModelFetched {
         slot: usize,
+        url: &'static str,
         result: Result<Vec<u8>, String>,
     },
     SetMode(Mode),
+    /// The index in [`INT_WEIGHTS`] of the integer model to load.
+    SelectIntWeights(usize),
     Picked(Vec<PickedFile>),
     PickFailed(String),
     Demo(&'static str),
@@ -168,6 +177,8 @@ pub struct App {
     isolated: bool,
     test_hooks: bool,
     models: Vec<ModelSlot>,
+    /// Index in [`INT_WEIGHTS`] of the integer model in use.
+    int_weights: usize,
     calibration_images: HashSet<String>,
     classes: Rc<Vec<ImageNetClass>>,
     mode: Mode,
@@ -210,6 +221,7 @@ impl Component for App {
                     bytes: None,
                 })
                 .collect(),
+            int_weights: 0,
             calibration_images: HashSet::new(),
             classes: Rc::new(imagenet_classes()),
             mode: Mode::Compare,
@@ -240,15 +252,18 @@ impl Component for App {
             }
             Msg::ModelProgress {
                 slot,
+                url,
                 loaded,
                 total,
             } => {
-                if let Some(model) = self.models.get_mut(slot) {
+                let current = self.models.get_mut(slot).filter(|model| model.source.url == url);
+                if let Some(model) = current {
                     model.state = ModelState::Downloading { loaded, total };
                 }
             }
-            Msg::ModelFetched { slot, result } => self.on_model_fetched(slot, result),
+            Msg::ModelFetched { slot, url, result } => self.on_model_fetched(slot, url, result),
             Msg::SetMode(mode) => self.mode = mode,
+            Msg::SelectIntWeights(choice) => self.select_int_weights(ctx, choice),
             Msg::Picked(files) => self.on_picked(ctx, files),
             Msg::PickFailed(message) => self.fail_run(message),
             Msg::Demo(url) => self.classify_url(ctx, url),
@@ -300,7 +315,7 @@ impl Component for App {
                     <h1>{ "Integer-only ViT in the browser" }</h1>
                     <p class="subtitle">{ "ViT-Ti/16 on ImageNet-1k: the I-ViT integer-only path (Li and Gu, ICCV 2023) next to the float32 path, both in WebAssembly in a worker." }</p>
                 </header>
-                { self.view_status() }
+                { self.view_status(ctx) }
                 { self.view_notice() }
                 { self.view_input(ctx) }
                 { self.view_error() }
@@ -529,7 +544,12 @@ impl App {
 
     // ---- models ----
 
-    fn on_model_fetched(&mut self, slot: usize, result: Result<Vec<u8>, String>) {
+    /// Stores a downloaded model and loads it into the worker. A download of another URL
+    /// than the slot's current one (the weights choice changed meanwhile) is dropped.
+    fn on_model_fetched(&mut self, slot: usize, url: &'static str, result: Result<Vec<u8>, String>) {
+        if self.models[slot].source.url != url {
+            return;
+        }
         match result {
             Ok(bytes) => {
                 self.models[slot].bytes = Some(Rc::new(bytes));
@@ -539,6 +559,41 @@ impl App {
                 self.models[slot].state = ModelState::Failed(message);
             }
         }
+    }
+
+    /// Replaces the integer model by option `choice` of [`INT_WEIGHTS`]. It downloads the
+    /// file and loads it into the worker, which drops the previous model first. The call
+    /// does nothing while a run, a batch or a model load is in progress.
+    fn select_int_weights(&mut self, ctx: &Context<Self>, choice: usize) {
+        let Some(weights) = INT_WEIGHTS.get(choice) else {
+            return;
+        };
+        if choice == self.int_weights || !self.can_change_weights() {
+            return;
+        }
+
+        self.int_weights = choice;
+        let slot = &mut self.models[INT_SLOT];
+        slot.source.url = weights.url;
+        slot.state = ModelState::Downloading {
+            loaded: 0.0,
+            total: 0.0,
+        };
+        slot.bytes = None;
+        // The shown result came from the previous weights.
+        self.run = RunState::Idle;
+        self.error = None;
+        download_model(ctx, INT_SLOT, weights.url);
+    }
+
+    /// Returns whether the integer model may be replaced now: the engine is ready and no
+    /// single run or batch is in progress.
+    fn can_change_weights(&self) -> bool {
+        let batch_running = self
+            .batch
+            .as_ref()
+            .is_some_and(|batch| batch.state == BatchState::Running);
+        self.ready() && !matches!(self.run, RunState::Running(_)) && !batch_running
     }
 
     // ---- single images ----
@@ -729,13 +784,19 @@ impl App {
 
     // ---- views ----
 
-    fn view_status(&self) -> Html {
+    fn view_status(&self, ctx: &Context<Self>) -> Html {
         let ready = self.ready();
         let engine = if !self.worker.ready {
             "starting the inference worker…".to_string()
         } else {
+            // The worker runs the page's package, so the page's build tells its features.
+            let simd = if cfg!(target_feature = "relaxed-simd") {
+                "SIMD128 and relaxed SIMD"
+            } else {
+                "SIMD128"
+            };
             format!(
-                "{} worker thread{}, SIMD128 {}, {}",
+                "{} worker thread{}, {simd} {}, {}",
                 self.worker.threads,
                 if self.worker.threads == 1 { "" } else { "s" },
                 if self.worker.simd { "on" } else { "off" },
@@ -761,6 +822,11 @@ impl App {
                     <strong>{ if ready { "Ready" } else { "Loading" } }</strong>{ format!(": {engine}") }
                 </p>
                 <ul class="models">{ for models }</ul>
+                { view_weights_choice(
+                    self.int_weights,
+                    self.can_change_weights(),
+                    ctx.link().callback(Msg::SelectIntWeights),
+                ) }
             </section>
         }
     }
@@ -979,6 +1045,12 @@ fn view_model(slot: &ModelSlot) -> Html {
         .as_ref()
         .map(|bytes| format!("{:.1} MB", bytes.len() as f64 / 1e6))
         .unwrap_or_default();
+    let state = match &slot.state {
+        ModelState::Downloading { .. } => "downloading",
+        ModelState::Loading => "loading",
+        ModelState::Loaded { .. } => "loaded",
+        ModelState::Failed(_) => "failed",
+    };
     let body = match &slot.state {
         ModelState::Downloading { loaded, total } => {
             let of_total = if *total > 0.0 {
@@ -1000,7 +1072,7 @@ fn view_model(slot: &ModelSlot) -> Html {
         }
     };
     html! {
-        <li data-testid={format!("model-{kind}")}><span class="model-name">{ format!("{kind} model {name}") }</span>{ " " }{ body }</li>
+        <li data-testid={format!("model-{kind}")} data-file={name} data-state={state}><span class="model-name">{ format!("{kind} model {name}") }</span>{ " " }{ body }</li>
     }
 }
 
@@ -1018,12 +1090,13 @@ fn download_model(ctx: &Context<App>, slot: usize, url: &'static str) {
         .link()
         .callback(move |(loaded, total): (f64, f64)| Msg::ModelProgress {
             slot,
+            url,
             loaded,
             total,
         });
     let done = ctx
         .link()
-        .callback(move |result| Msg::ModelFetched { slot, result });
+        .callback(move |result| Msg::ModelFetched { slot, url, result });
     spawn_local(async move {
         let result = io::fetch_bytes(url, move |loaded, total| progress.emit((loaded, total)))
             .await

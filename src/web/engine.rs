@@ -126,6 +126,9 @@ impl WorkerEngine {
     }
 
     fn load_int(&mut self, bytes: &[u8]) -> Result<Response, String> {
+        // The previous model is dropped first, so its memory is free for the new one and a
+        // file that fails to load leaves no integer model behind the page's error.
+        self.int = None;
         let model = model::load_int(bytes).map_err(|err| {
             format!(
                 "the integer model could not be loaded: {err}; make it again with `ivit quantize`"

@@ -18,6 +18,7 @@ pub mod io;
 pub mod memory;
 pub mod protocol;
 pub mod view;
+mod weights;
 
 use wasm_bindgen::prelude::*;
 
