@@ -299,55 +299,43 @@ fn packed_gemms_with_7_bit_weights_match_portable() {
 }
 
 #[wasm_bindgen_test]
-fn packed_gemm_7_bit_extremes_match_exact_sums() {
-    // The products of the extremes: -128 * -64, 127 * 63, -128 * 63 and 127 * -64, over
-    // the largest depth, with the largest bias.
-    let k = int_gemm::MAX_GEMM_DEPTH;
-    let a: Vec<i8> = [-128i8, 127].iter().flat_map(|&x| vec![x; k]).collect();
-    let w: Vec<i8> = [-64i8, 63].iter().flat_map(|&x| vec![x; k]).collect();
-    let bias = [MAX_BIAS_MAGNITUDE, -MAX_BIAS_MAGNITUDE];
-    let a_view = MatrixView::contiguous(&a, 2, k).unwrap();
-    let w_view = MatrixView::contiguous(&w, 2, k).unwrap();
-    let packed = PackedWeights::new(w_view);
-    assert_eq!(packed.relaxed_dots_per_step(), cfg!(target_feature = "relaxed-simd").then_some(1));
-
-    let mut fast = vec![0i32; 4];
-    let out = MatrixViewMut::contiguous(&mut fast, 2, 2).unwrap();
-    int_gemm::gemm_packed_i8_i8_i32(a_view, w_view, &packed, Some(&bias), out).unwrap();
-    let k = k as i32;
-    let expected = [
-        k * 8192 + MAX_BIAS_MAGNITUDE,
-        -k * 8064 - MAX_BIAS_MAGNITUDE,
-        -k * 8128 + MAX_BIAS_MAGNITUDE,
-        k * 8001 - MAX_BIAS_MAGNITUDE,
+fn packed_gemm_extremes_match_exact_sums() {
+    // (weights, relaxed dot products per step, the 4 products of a row value and a
+    // weight). The 7-bit extremes take one relaxed dot, and the int8 extremes take two,
+    // split into low bits and sign.
+    let cases: [([i8; 2], usize, [i32; 4]); 2] = [
+        ([-64, 63], 1, [8192, -8064, -8128, 8001]),
+        ([-128, 127], 2, [16384, -16256, -16256, 16129]),
     ];
-    assert_eq!(fast, expected);
+    let k = int_gemm::MAX_GEMM_DEPTH as i32;
+
+    for (weights, dots, products) in cases {
+        let (outputs, used) = extreme_products(weights);
+        assert_eq!(used, cfg!(target_feature = "relaxed-simd").then_some(dots), "weights {weights:?}");
+
+        let bias = [MAX_BIAS_MAGNITUDE, -MAX_BIAS_MAGNITUDE];
+        let expected: Vec<i32> = products.iter().enumerate().map(|(i, &product)| k * product + bias[i % 2]).collect();
+        assert_eq!(outputs, expected, "weights {weights:?}");
+    }
 }
 
-#[wasm_bindgen_test]
-fn packed_gemm_8_bit_extremes_match_exact_sums() {
-    // The products of the int8 extremes, over the largest depth, with the largest bias.
-    // Relaxed-SIMD builds split these weights into low bits and sign.
+/// Runs the packed GEMM of two rows, all -128 and all 127, against two columns, all
+/// `weights[0]` and all `weights[1]`, over the largest depth with biases of the largest
+/// magnitude, +2^30 and -2^30. Returns the outputs `[2, 2]` and the relaxed dot
+/// products per step of the packed weights.
+fn extreme_products(weights: [i8; 2]) -> (Vec<i32>, Option<usize>) {
     let k = int_gemm::MAX_GEMM_DEPTH;
     let a: Vec<i8> = [-128i8, 127].iter().flat_map(|&x| vec![x; k]).collect();
-    let w: Vec<i8> = [-128i8, 127].iter().flat_map(|&x| vec![x; k]).collect();
+    let w: Vec<i8> = weights.iter().flat_map(|&x| vec![x; k]).collect();
     let bias = [MAX_BIAS_MAGNITUDE, -MAX_BIAS_MAGNITUDE];
     let a_view = MatrixView::contiguous(&a, 2, k).unwrap();
     let w_view = MatrixView::contiguous(&w, 2, k).unwrap();
     let packed = PackedWeights::new(w_view);
-    assert_eq!(packed.relaxed_dots_per_step(), cfg!(target_feature = "relaxed-simd").then_some(2));
 
-    let mut fast = vec![0i32; 4];
-    let out = MatrixViewMut::contiguous(&mut fast, 2, 2).unwrap();
+    let mut outputs = vec![0i32; 4];
+    let out = MatrixViewMut::contiguous(&mut outputs, 2, 2).unwrap();
     int_gemm::gemm_packed_i8_i8_i32(a_view, w_view, &packed, Some(&bias), out).unwrap();
-    let k = k as i32;
-    let expected = [
-        k * 16384 + MAX_BIAS_MAGNITUDE,
-        -k * 16256 - MAX_BIAS_MAGNITUDE,
-        -k * 16256 + MAX_BIAS_MAGNITUDE,
-        k * 16129 - MAX_BIAS_MAGNITUDE,
-    ];
-    assert_eq!(fast, expected);
+    (outputs, packed.relaxed_dots_per_step())
 }
 
 /// Compares the packed GEMMs with their portable twins on weights drawn by `weights`, and
