@@ -101,7 +101,7 @@ impl Rng {
 
     /// Factors with multipliers of either sign and shifts from 0 to 62: below 32 the SIMD
     /// output stage takes the scalar path, from 32 on its lanes. Most multipliers lie in
-    /// [2^30, 2^31), as quantization makes them, and one in 8 at most 2^17. Shifts from 24
+    /// [2^30, 2^31), as quantization makes them, and one in 8 is at most 2^17. Shifts from 24
     /// to 31, whose outputs do not all saturate, are drawn more often.
     fn requant(&mut self, n: usize) -> Vec<Dyadic> {
         (0..n)

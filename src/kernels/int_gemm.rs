@@ -438,10 +438,7 @@ impl PackedWeights {
     /// [`PackedWeights::default`].
     pub fn relaxed_dots_per_step(&self) -> Option<usize> {
         #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
-        return self.bytes.as_ref().map(|bytes| match bytes.encoding() {
-            simd::relaxed::Encoding::Offset7 => 1,
-            simd::relaxed::Encoding::SignSplit => 2,
-        });
+        return self.bytes.as_ref().map(|bytes| bytes.encoding().planes());
         #[cfg(not(all(target_arch = "wasm32", target_feature = "relaxed-simd")))]
         None
     }

@@ -177,8 +177,6 @@ pub struct App {
     isolated: bool,
     test_hooks: bool,
     models: Vec<ModelSlot>,
-    /// Index in [`INT_WEIGHTS`] of the integer model in use.
-    int_weights: usize,
     calibration_images: HashSet<String>,
     classes: Rc<Vec<ImageNetClass>>,
     mode: Mode,
@@ -221,7 +219,6 @@ impl Component for App {
                     bytes: None,
                 })
                 .collect(),
-            int_weights: 0,
             calibration_images: HashSet::new(),
             classes: Rc::new(imagenet_classes()),
             mode: Mode::Compare,
@@ -568,11 +565,10 @@ impl App {
         let Some(weights) = INT_WEIGHTS.get(choice) else {
             return;
         };
-        if choice == self.int_weights || !self.can_change_weights() {
+        if choice == self.int_weights() || !self.can_change_weights() {
             return;
         }
 
-        self.int_weights = choice;
         let slot = &mut self.models[INT_SLOT];
         slot.source.url = weights.url;
         slot.state = ModelState::Downloading {
@@ -586,14 +582,23 @@ impl App {
         download_model(ctx, INT_SLOT, weights.url);
     }
 
+    /// Returns the index in [`INT_WEIGHTS`] of the integer model the page uses.
+    fn int_weights(&self) -> usize {
+        let url = self.models[INT_SLOT].source.url;
+        INT_WEIGHTS.iter().position(|weights| weights.url == url).unwrap_or(0)
+    }
+
     /// Returns whether the integer model may be replaced now: the engine is ready and no
     /// single run or batch is in progress.
     fn can_change_weights(&self) -> bool {
-        let batch_running = self
-            .batch
+        self.ready() && !matches!(self.run, RunState::Running(_)) && !self.batch_running()
+    }
+
+    /// Returns whether a batch is in progress.
+    fn batch_running(&self) -> bool {
+        self.batch
             .as_ref()
-            .is_some_and(|batch| batch.state == BatchState::Running);
-        self.ready() && !matches!(self.run, RunState::Running(_)) && !batch_running
+            .is_some_and(|batch| batch.state == BatchState::Running)
     }
 
     // ---- single images ----
@@ -688,11 +693,7 @@ impl App {
             );
             return;
         }
-        if self
-            .batch
-            .as_ref()
-            .is_some_and(|batch| batch.state == BatchState::Running)
-        {
+        if self.batch_running() {
             self.error = Some("a batch is still running; cancel it first".to_string());
             return;
         }
@@ -752,11 +753,7 @@ impl App {
     }
 
     fn on_batch_bytes(&mut self, index: usize, result: Result<Vec<u8>, String>) {
-        if self
-            .batch
-            .as_ref()
-            .is_none_or(|batch| batch.state != BatchState::Running)
-        {
+        if !self.batch_running() {
             return;
         }
         let sent = match result {
@@ -789,7 +786,7 @@ impl App {
         let engine = if !self.worker.ready {
             "starting the inference worker…".to_string()
         } else {
-            // The worker runs the page's package, so the page's build tells its features.
+            // The worker runs the same package as the page, with the same target features.
             let simd = if cfg!(target_feature = "relaxed-simd") {
                 "SIMD128 and relaxed SIMD"
             } else {
@@ -823,7 +820,7 @@ impl App {
                 </p>
                 <ul class="models">{ for models }</ul>
                 { view_weights_choice(
-                    self.int_weights,
+                    self.int_weights(),
                     self.can_change_weights(),
                     ctx.link().callback(Msg::SelectIntWeights),
                 ) }

@@ -62,8 +62,9 @@ pub(in crate::kernels::int_gemm) enum Encoding {
 }
 
 impl Encoding {
-    /// Byte planes per weight.
-    const fn planes(self) -> usize {
+    /// Returns the byte planes per weight, which equals the relaxed dot products per 16
+    /// products.
+    pub(in crate::kernels::int_gemm) const fn planes(self) -> usize {
         match self {
             Encoding::Offset7 => 1,
             Encoding::SignSplit => 2,
